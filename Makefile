@@ -1,0 +1,49 @@
+# kdran developer entry points. `make demo` and `make test` create .venv themselves when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: demo test test-slow lint bench proto clean-venv help
+
+help:
+	@echo "make demo       run the embedded closed loop (creates .venv on first use)"
+	@echo "make test       run the default test suite (creates .venv on first use)"
+	@echo "make test-slow  run the slow, std-size tests too"
+	@echo "make lint       ruff + mypy"
+	@echo "make bench      accuracy benchmark of the baselines on the std test set"
+	@echo "make proto      regenerate the gRPC code in kdran/v1 from proto/"
+
+$(STAMP): pyproject.toml
+	@echo "== creating $(VENV) and installing kdran[all] (first run: a few minutes) =="
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --progress-bar off -q --upgrade pip
+	# torch first, pinned: it comes from the local CPU wheel, never a CUDA download.
+	$(PY) -m pip install --progress-bar off -q torch==2.13.0
+	$(PY) -m pip install --progress-bar off -q -e '.[all]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/kdran demo $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m "slow" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy csi distill dapp xapp sim kdran
+
+bench: $(STAMP)
+	mkdir -p reports/bench
+	$(VENV)/bin/kdran bench accuracy --preset std --json reports/bench/accuracy.json $(ARGS)
+
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. \
+		$$(find proto -name '*.proto' | sort)
+
+clean-venv:
+	rm -rf $(VENV)

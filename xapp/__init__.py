@@ -1,0 +1,1 @@
+"""kdran xapp component."""
