@@ -35,7 +35,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy csi distill dapp xapp sim kdran
+	$(VENV)/bin/mypy csi distill dapp xapp sim kdran deploy
 
 bench: $(STAMP)
 	mkdir -p reports/bench
