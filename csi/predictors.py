@@ -74,9 +74,9 @@ def fit_ar(history: np.ndarray, order: int,
         floor = 0.5 * np.min(np.linalg.eigvalsh(gram), axis=-1)
         shift = np.minimum(noise_var * lags.shape[2], np.maximum(floor, 0.0))
         gram = gram - shift[:, None, None] * np.eye(order)
-    rhs = np.einsum("bpm,bm->bp", lags.conj(), target.reshape(b, -1))
+    rhs = (lags.conj() @ target.reshape(b, -1, 1))[..., 0]
     coef = _pinv_solve(gram, rhs)
-    resid = target.reshape(b, -1) - np.einsum("bp,bpm->bm", coef, lags)
+    resid = target.reshape(b, -1) - (coef[:, None, :] @ lags)[:, 0]
     return coef, np.mean(np.abs(resid) ** 2, axis=1)
 
 
@@ -111,7 +111,7 @@ class ArWiener:
         window = history.reshape(b, t, -1)[:, -self.order:][:, ::-1].astype(np.complex128)
         out = []
         for _ in range(horizon):                                      # window[:, 0] = newest
-            nxt = np.einsum("bp,bps->bs", coef, window)
+            nxt = (coef[:, None, :] @ window)[:, 0]
             out.append(nxt)
             window = np.concatenate([nxt[:, None], window[:, :-1]], axis=1)
         return np.stack(out, axis=1).reshape(b, horizon, *history.shape[2:])
@@ -167,7 +167,7 @@ class Kalman:
     @staticmethod
     def _time_update(trans: np.ndarray, x: np.ndarray, cov: np.ndarray,
                      q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.einsum("bij,bsj->bsi", trans, x)
+        x = x @ trans.transpose(0, 2, 1)                             # [b, s, p]
         cov = trans @ cov @ trans.conj().transpose(0, 2, 1)
         cov[:, 0, 0] += q
         return x, cov
