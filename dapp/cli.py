@@ -1,0 +1,136 @@
+"""CLI: ``kdran dapp serve`` and ``kdran bench latency``.
+
+Imports nothing heavy at module level (no ONNX Runtime, gRPC or torch): handlers import what they
+need. Every ``serve`` flag also reads an environment variable ``KDRAN_DAPP_<FLAG>`` (flag name in
+upper case, dashes as underscores), which is how the Helm chart configures the dApp; a flag on
+the command line wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ENV_PREFIX = "KDRAN_DAPP_"
+_FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _env(flag: str, default: Any, kind: Callable[[str], Any] = str) -> Any:
+    """Default of ``--flag``: ``$KDRAN_DAPP_FLAG`` converted with ``kind``, else ``default``."""
+    raw = os.environ.get(ENV_PREFIX + flag.upper().replace("-", "_"))
+    return default if raw is None or raw == "" else kind(raw)
+
+
+def _add(parser: argparse.ArgumentParser, flag: str, default: Any, help_: str,
+         kind: Callable[[str], Any] = str) -> None:
+    env = ENV_PREFIX + flag.upper().replace("-", "_")
+    parser.add_argument(f"--{flag}", type=kind, default=_env(flag, default, kind),
+                        help=f"{help_} (env {env})")
+
+
+def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    """Add ``dapp serve`` and ``bench latency``."""
+    dapp = commands.add_parser("dapp", help="the dApp: ONNX channel predictor next to the DU",
+                               description="The dApp serves the distilled student over gRPC.",
+                               formatter_class=_FMT)
+    sub = dapp.add_subparsers(dest="dapp_command", metavar="COMMAND", required=True)
+    serve = sub.add_parser(
+        "serve", formatter_class=_FMT,
+        help="serve ChannelPredictor + ModelManager (+ health, reflection) over gRPC",
+        description="Serve the channel predictor. On start it loads the last known good model "
+                    "from --state-dir; --model seeds the store when it has none.")
+    _add(serve, "model", "", "artifact directory (model.onnx + card.json) served when the "
+                             "state dir has no last known good model")
+    _add(serve, "listen", "0.0.0.0:50051", "TCP address host:port ('' = none)")
+    _add(serve, "uds", "", "also listen on this Unix socket path ('' = none)")
+    _add(serve, "metrics-port", 9100, "Prometheus /metrics port (0 = off)", int)
+    _add(serve, "state-dir", "./dapp-state", "model store and state.json (last known good)")
+    _add(serve, "preset", "std", "task preset served (csi.presets)")
+    _add(serve, "deadline-us", 0.0, "answer with the AR fallback when the model would finish "
+                                    "later than this after receipt (0 = only the call deadline)",
+         float)
+    _add(serve, "intra-threads", 1, "ONNX Runtime intra-op threads per inference", int)
+    _add(serve, "workers", 32, "gRPC worker threads: concurrent calls (an open Observe stream "
+                                 "holds one)", int)
+    _add(serve, "max-ues", 512, "tracked UEs at most (least recently seen evicted)", int)
+    _add(serve, "idle-timeout-s", 60.0, "evict a UE not seen for this long", float)
+    _add(serve, "history-capacity", 0, "SRS steps kept per UE (0 = 2 x (history + horizon))",
+         int)
+    _add(serve, "top-k", 3, "beams returned per prediction", int)
+    _add(serve, "log-level", "INFO", "logging level")
+    serve.set_defaults(func=serve_handler)
+
+    latency = bench.add_parser(
+        "latency", formatter_class=_FMT,
+        help="latency of the student (and teacher) in-process, over gRPC TCP/UDS and stream",
+        description="Measures p50/p99 latency in-process (batch 1 and 16), over gRPC (TCP, "
+                    "Unix socket, Observe stream) and sustained throughput. Without --student/"
+                    "--student-fp32 a synthetic student of std shape is built and labelled.")
+    latency.add_argument("--json", default="", help="write the result object here")
+    latency.add_argument("--student", default="", help="INT8 student artifact directory")
+    latency.add_argument("--student-fp32", default="", help="fp32 student artifact directory")
+    latency.add_argument("--teacher", default="",
+                         help="teacher ONNX file or artifact directory (teacher_ort row)")
+    latency.add_argument("--teacher-torch", default="",
+                         help="teacher torch.export program (.pt2; teacher_torch row; the only "
+                              "place torch is loaded)")
+    latency.add_argument("--preset", default="std", help="task preset")
+    latency.add_argument("--iterations", type=int, default=2000, help="timed calls per row")
+    latency.add_argument("--warmup", type=int, default=50, help="untimed calls per row")
+    latency.add_argument("--max-seconds", type=float, default=15.0,
+                         help="stop a row after this long even if iterations remain")
+    latency.add_argument("--threads", type=int, default=1, help="intra-op threads in-process")
+    latency.add_argument("--load-seconds", type=float, default=5.0,
+                         help="duration of the sustained-load measurement")
+    latency.add_argument("--load-streams", type=int, default=4,
+                         help="concurrent Observe streams in the sustained-load measurement")
+    latency.add_argument("--ues-per-stream", type=int, default=8, help="UEs per load stream")
+    latency.add_argument("--breakdown", action="store_true",
+                         help="also time each stage of one Observe message in-process")
+    latency.set_defaults(func=bench_handler)
+
+
+def serve_handler(args: argparse.Namespace) -> int:
+    """Run the dApp until SIGTERM/SIGINT."""
+    from csi.presets import get_preset
+    from dapp.engine import EngineConfig
+    from dapp.manager import RunnerOptions
+    from dapp.server import ServerConfig, build_dapp
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    dapp = build_dapp(
+        get_preset(args.preset), Path(args.state_dir), Path(args.model) if args.model else None,
+        EngineConfig(top_k=args.top_k, deadline_us=args.deadline_us,
+                     history_capacity=args.history_capacity, max_ues=args.max_ues,
+                     idle_timeout_s=args.idle_timeout_s),
+        RunnerOptions(intra_threads=args.intra_threads),
+        ServerConfig(listen=args.listen, uds=args.uds, max_workers=args.workers))
+    if args.metrics_port:
+        dapp.metrics.serve_http(args.metrics_port)
+    dapp.start()
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        stopped.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    stopped.wait()
+    dapp.stop(grace_s=2.0)
+    return 0
+
+
+def bench_handler(args: argparse.Namespace) -> int:
+    """``kdran bench latency``."""
+    from dapp import bench
+
+    return bench.main(args)

@@ -1,0 +1,412 @@
+"""The dApp core, free of gRPC: per-UE history, model slots, fallback, shadow, online scoring.
+
+``Engine.observe`` takes the observations of one message (a stream message or a PredictBatch),
+updates each UE's ring buffer, scores the UE's pending predictions against the new SRS, runs the
+active model once on every UE that has a full window, and answers. The shadow model gets the same
+windows on a background thread; its predictions are scored like the active ones but never
+returned. Scoring itself also runs on that thread, so neither delays an answer; the queue is
+bounded and a job that does not fit is dropped and counted (the online NMSE is then a sample).
+
+Model slots (active, shadow) live in one immutable ``ModelSlots`` value replaced atomically, and
+each request reads it once: no request ever sees a half-swapped pair.
+
+Fallback to ``FallbackPredictor`` (AR/Wiener) when there is no active model, the model raises,
+or ``elapsed + expected model time`` would pass the deadline (``deadline_us`` of the config and
+the call's own gRPC deadline, whichever is earlier; expected time = 90th percentile of the last
+``RUN_TIME_WINDOW`` runs of that model at that batch size).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from csi.presets import Preset
+from dapp.artifact import TaskSpec
+from dapp.errors import InvalidInput
+from dapp.fallback import FallbackPredictor
+from dapp.history import DEFAULT_GROUP, HistoryStore, UeHistory
+from dapp.messages import Answer, Observation
+from dapp.metrics import FALLBACK_REASONS, DappMetrics, StateSnapshot
+from dapp.runner import OnnxRunner
+from dapp.scoring import FALLBACK_TRACK, NmseSummary, Pending, ScoreBook
+
+log = logging.getLogger(__name__)
+
+RUN_TIME_WINDOW = 32
+MAX_UE_ID_BYTES = 128
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Runtime settings. ``deadline_us`` 0 = only the caller's gRPC deadline applies;
+    ``history_capacity`` 0 = ``2 x (history + horizon)`` steps per UE."""
+
+    top_k: int = 3
+    deadline_us: float = 0.0
+    history_capacity: int = 0
+    max_ues: int = 512
+    idle_timeout_s: float = 60.0
+    score_window: int = 2000
+    ar_order: int = 4
+    background_queue: int = 1024
+
+
+@dataclass(frozen=True)
+class ModelSlots:
+    """The models in service. Replaced as a whole, never mutated."""
+
+    active: OnnxRunner | None = None
+    shadow: OnnxRunner | None = None
+
+    def versions(self) -> dict[str, str]:
+        """``{role: version}`` of the loaded models."""
+        return {role: r.version for role, r in (("active", self.active), ("shadow", self.shadow))
+                if r is not None}
+
+
+@dataclass(frozen=True)
+class TrackStatus:
+    """Online accuracy of one model version (or the fallback) and its current role."""
+
+    version: str
+    role: str
+    nmse: NmseSummary
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """Online accuracy of what one UE group was served."""
+
+    group: str
+    nmse: NmseSummary
+    fallbacks: int
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Everything GetStatus reports except latency (kept by ``DappMetrics``)."""
+
+    versions: dict[str, str]
+    tracks: list[TrackStatus]
+    groups: list[GroupStatus]
+    predictions: int
+    fallbacks: dict[str, int]
+    uptime_s: float
+    tracked_ues: int
+    background_dropped: int
+
+
+@dataclass(frozen=True)
+class _Inference:
+    future: np.ndarray        # complex64 [n, horizon, a, r]
+    scores: np.ndarray        # float32 [n, n_beams]
+    version: str
+    reason: str | None
+
+
+class Engine:
+    """Serves one task (``preset``); thread-safe, called from the gRPC worker threads."""
+
+    def __init__(self, preset: Preset, config: EngineConfig | None = None,
+                 metrics: DappMetrics | None = None) -> None:
+        self.preset = preset
+        self.task = TaskSpec.from_preset(preset)
+        self.config = config or EngineConfig()
+        self.metrics = metrics or DappMetrics()
+        capacity = self.config.history_capacity or 2 * preset.seq_len
+        if capacity < preset.history:
+            raise ValueError(f"history capacity {capacity} < model history {preset.history}")
+        self.history = HistoryStore(preset.n_ant, preset.n_rb, capacity, self.config.max_ues,
+                                    self.config.idle_timeout_s)
+        self.scores = ScoreBook(preset.horizon, self.config.score_window)
+        self.fallback = FallbackPredictor(preset, self.config.ar_order)
+        self._slots = ModelSlots()
+        self._swap_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._served = 0
+        self._fallbacks = dict.fromkeys(FALLBACK_REASONS, 0)
+        self._run_times: dict[tuple[str, int], deque[float]] = {}
+        self._times_lock = threading.Lock()
+        self._started = time.monotonic()
+        self._background = _BackgroundWorker(self.config.background_queue)
+        self.metrics.watch_state(self.state_snapshot)
+
+    # -- model slots ----------------------------------------------------------------------
+    @property
+    def slots(self) -> ModelSlots:
+        """The models in service now."""
+        return self._slots
+
+    def set_models(self, **roles: OnnxRunner | None) -> ModelSlots:
+        """Atomically replace the ``active`` and/or ``shadow`` runner; returns the new slots."""
+        for runner in roles.values():
+            if runner is not None:
+                self.task.check(runner.metadata)
+        with self._swap_lock:
+            self._slots = replace(self._slots, **roles)
+            return self._slots
+
+    # -- data plane -----------------------------------------------------------------------
+    def observe(self, observations: Sequence[Observation],
+                deadline_at: float | None = None) -> list[Answer]:
+        """Ingest one message's observations (distinct UEs) and answer each, in order.
+
+        ``deadline_at`` is the caller's deadline on the ``time.perf_counter`` clock.
+        Raises ``InvalidInput`` / ``PreconditionFailed`` before touching any state when an
+        observation is malformed or a delta names an unknown UE.
+        """
+        started = time.perf_counter()
+        self._validate(observations)
+        for obs in observations:
+            if obs.history is None:
+                ue = self.history.get(obs.ue_id)      # unknown UE -> PreconditionFailed
+                if obs.slot <= ue.slot:
+                    raise InvalidInput(f"UE {obs.ue_id!r}: slot {obs.slot} is not after its "
+                                       f"last slot {ue.slot}")
+        ues = [self._ingest(obs) for obs in observations]
+        windows = [(i, ue, slot, w) for i, (ue, slot, w) in enumerate(ues) if w is not None]
+        answers = [Answer(obs.ue_id, slot, False) for obs, (_, slot, _) in
+                   zip(observations, ues, strict=True)]
+        if not windows:
+            return answers
+        batch = np.stack([w for _, _, _, w in windows])
+        result = self._infer(batch, self.preset.horizon, started, deadline_at)
+        track = result.version or FALLBACK_TRACK
+        for j, (i, ue, slot, _) in enumerate(windows):
+            self._register(ue, Pending(track, slot, result.future[j], True, ue.group))
+            self.scores.count_prediction(track, ue.group, result.reason is not None)
+            answers[i] = self._answer(observations[i].ue_id, slot, result, j)
+        shadow = self._slots.shadow
+        if shadow is not None:
+            self._background.submit(functools.partial(
+                self._run_shadow, shadow, batch, [w[1] for w in windows],
+                [w[2] for w in windows], [w[1].group for w in windows]))
+        return answers
+
+    def predict(self, history: np.ndarray, horizon: int = 0, ue_id: str = "",
+                deadline_at: float | None = None) -> Answer:
+        """Stateless: complex ``[time, antenna, rb]`` (``time >= history``) -> an answer for
+        ``horizon`` steps (0 = the task horizon). No per-UE state is read or written."""
+        started = time.perf_counter()
+        horizon = horizon or self.preset.horizon
+        if not 1 <= horizon <= self.preset.horizon:
+            raise InvalidInput(f"horizon {horizon} outside 1..{self.preset.horizon}")
+        self._check_tensor(history, 3, "history")
+        if history.shape[0] < self.preset.history:
+            raise InvalidInput(f"history has {history.shape[0]} steps, the model needs "
+                               f"{self.preset.history}")
+        window = history[None, -self.preset.history:]
+        result = self._infer(window, horizon, started, deadline_at)
+        self.scores.count_prediction(result.version or FALLBACK_TRACK, None,
+                                     result.reason is not None)
+        return self._answer(ue_id, 0, result, 0)
+
+    # -- control-plane views --------------------------------------------------------------
+    def status(self) -> EngineStatus:
+        """Versions, rolling accuracy per model and per UE group, counters, uptime."""
+        roles = {v: r for r, v in self._slots.versions().items()}
+        roles[FALLBACK_TRACK] = "fallback"
+        tracks = [TrackStatus(v, roles.get(v, "retired"), s)
+                  for v, s in sorted(self.scores.track_summaries().items())]
+        groups = [GroupStatus(g, s, f) for g, (s, f) in sorted(self.scores.group_summaries()
+                                                               .items())]
+        with self._count_lock:
+            served, fallbacks = self._served, dict(self._fallbacks)
+        return EngineStatus(self._slots.versions(), tracks, groups, served, fallbacks,
+                            time.monotonic() - self._started, len(self.history),
+                            self._background.dropped)
+
+    def state_snapshot(self) -> StateSnapshot:
+        """Scrape-time view for the Prometheus gauges."""
+        status = self.status()
+        nmse = {(t.version, t.role): t.nmse.nmse_db for t in status.tracks
+                if t.role in ("active", "shadow")}
+        return StateSnapshot(nmse, status.versions, status.tracked_ues)
+
+    def wait_background(self) -> None:
+        """Block until every queued scoring / shadow job has run (tests, orderly shutdown)."""
+        self._background.wait_idle()
+
+    def close(self) -> None:
+        """Stop the background worker."""
+        self._background.stop()
+
+    # -- internals ------------------------------------------------------------------------
+    def _validate(self, observations: Sequence[Observation]) -> None:
+        seen: set[str] = set()
+        for obs in observations:
+            if not obs.ue_id or len(obs.ue_id.encode()) > MAX_UE_ID_BYTES:
+                raise InvalidInput(f"ue_id must be 1..{MAX_UE_ID_BYTES} bytes, "
+                                   f"got {obs.ue_id!r:.40}")
+            if obs.ue_id in seen:
+                raise InvalidInput(f"UE {obs.ue_id!r} appears twice in one message")
+            seen.add(obs.ue_id)
+            if (obs.srs is None) == (obs.history is None):
+                raise InvalidInput(f"UE {obs.ue_id!r}: exactly one of srs / history is needed")
+            if obs.srs is not None:
+                self._check_tensor(obs.srs, 2, "srs")
+            else:
+                assert obs.history is not None
+                self._check_tensor(obs.history, 3, "history")
+                if not 1 <= obs.history.shape[0] <= obs.slot + 1:
+                    raise InvalidInput(f"UE {obs.ue_id!r}: a history ending at slot {obs.slot} "
+                                       f"has 1..{obs.slot + 1} steps, got "
+                                       f"{obs.history.shape[0]}")
+
+    def _check_tensor(self, x: np.ndarray, rank: int, name: str) -> None:
+        want = (self.preset.n_ant, self.preset.n_rb)
+        if x.ndim != rank or x.shape[-2:] != want:
+            axes = "[antenna, rb]" if rank == 2 else "[time, antenna, rb]"
+            raise InvalidInput(f"{name} must be {axes} with antenna={want[0]}, rb={want[1]}; "
+                               f"got shape {list(x.shape)}")
+        if not np.iscomplexobj(x):
+            raise InvalidInput(f"{name} must be complex, got {x.dtype}")
+        if not np.isfinite(x).all():
+            raise InvalidInput(f"{name} contains NaN or Inf")
+
+    def _ingest(self, obs: Observation) -> tuple[UeHistory, int, np.ndarray | None]:
+        """Update the UE's ring and score its pending predictions; return (UE, its slot, model
+        window ``[history, a, r]`` or None while warming up)."""
+        if obs.history is not None:
+            ue = self.history.start(obs.ue_id, obs.group or DEFAULT_GROUP, obs.history,
+                                    obs.slot)
+        else:
+            ue = self.history.get(obs.ue_id)
+        need = self.preset.history
+        with ue.lock:
+            if obs.srs is not None:
+                ue.append(obs.srs, obs.slot)
+                due = [p for p in ue.pending if p.step_for(obs.slot) is not None]
+                if due:
+                    self._background.submit(
+                        functools.partial(self.scores.score, due, obs.slot, obs.srs))
+                ue.pending = [p for p in ue.pending if not p.expired(obs.slot)]
+                if obs.group:
+                    ue.group = obs.group
+            window = ue.window(need) if ue.size >= need else None
+            return ue, ue.slot, window
+
+    def _register(self, ue: UeHistory, pending: Pending) -> None:
+        """Attach ``pending`` to its UE, first scoring any step whose SRS already arrived
+        (a shadow prediction can land after later SRS)."""
+        with ue.lock:
+            if ue.slot < pending.base_slot:
+                return                                  # the UE restarted in the meantime
+            for slot in range(pending.base_slot + 1, ue.slot + 1):
+                estimate = ue.estimate(slot)
+                if estimate is not None:
+                    self.scores.score([pending], slot, estimate)
+            if not pending.expired(ue.slot):
+                ue.pending.append(pending)
+
+    def _infer(self, windows: np.ndarray, horizon: int, started: float,
+               deadline_at: float | None) -> _Inference:
+        """Active model on ``windows`` ``[n, history, a, r]``, or the fallback with a reason."""
+        runner = self._slots.active
+        n = windows.shape[0]
+        reason = "no_model"
+        if runner is not None:
+            reason = "deadline" if self._would_blow(runner, n, started, deadline_at) else ""
+        if runner is not None and not reason:
+            try:
+                t0 = time.perf_counter()
+                future, scores = runner.predict_with_beams(windows)
+                self._record_run(runner.version, n, time.perf_counter() - t0)
+                self._count(n, None)
+                self.metrics.predictions.labels(runner.version, "active").inc(n)
+                return _Inference(future[:, :horizon], scores, runner.version, None)
+            except Exception:
+                log.exception("model %s failed on a batch of %d; answering with the fallback",
+                              runner.version, n)
+                reason = "model_error"
+        future, scores = self.fallback.predict_with_beams(windows, horizon)
+        self._count(n, reason)
+        self.metrics.fallbacks.labels(reason).inc(n)
+        return _Inference(future, scores, "", reason)
+
+    def _would_blow(self, runner: OnnxRunner, n: int, started: float,
+                    deadline_at: float | None) -> bool:
+        limits = [deadline_at] if deadline_at is not None else []
+        if self.config.deadline_us > 0:
+            limits.append(started + self.config.deadline_us * 1e-6)
+        if not limits:
+            return False
+        with self._times_lock:
+            times = sorted(self._run_times.get((runner.version, n), ()))
+        expected = times[int(0.9 * (len(times) - 1))] if times else 0.0
+        return time.perf_counter() + expected > min(limits)
+
+    def _record_run(self, version: str, n: int, seconds: float) -> None:
+        with self._times_lock:
+            times = self._run_times.get((version, n))
+            if times is None:
+                times = self._run_times[(version, n)] = deque(maxlen=RUN_TIME_WINDOW)
+            times.append(seconds)
+
+    def _count(self, n: int, reason: str | None) -> None:
+        with self._count_lock:
+            self._served += n
+            if reason is not None:
+                self._fallbacks[reason] += n
+
+    def _answer(self, ue_id: str, slot: int, result: _Inference, j: int) -> Answer:
+        scores = result.scores[j]
+        k = min(self.config.top_k, scores.shape[0])
+        top = np.argsort(-scores, kind="stable")[:k]
+        return Answer(ue_id, slot, True, result.future[j], top, scores[top], result.version,
+                      result.reason)
+
+    def _run_shadow(self, runner: OnnxRunner, windows: np.ndarray, ues: list[UeHistory],
+                    slots: list[int], groups: list[str]) -> None:
+        """Shadow model on ``windows`` ``[n, history, a, r]``; predictions become pendings."""
+        future, _ = runner.predict_with_beams(windows)
+        n = len(ues)
+        self.metrics.predictions.labels(runner.version, "shadow").inc(n)
+        self.scores.count_prediction(runner.version, None, False, n)
+        for j, (ue, slot, group) in enumerate(zip(ues, slots, groups, strict=True)):
+            self._register(ue, Pending(runner.version, slot, future[j], False, group))
+
+
+class _BackgroundWorker:
+    """One daemon thread running jobs (zero-argument callables) from a bounded FIFO queue;
+    a job that does not fit is dropped and counted. FIFO order keeps a shadow prediction ahead
+    of the scoring of the SRS that follows it."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._loop, name="kdran-background",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self.dropped += 1
+
+    def wait_idle(self) -> None:
+        self._queue.join()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                job()
+            except Exception:
+                log.exception("background job %s failed", job)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()

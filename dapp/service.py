@@ -1,0 +1,202 @@
+"""gRPC servicers: ``ChannelPredictor`` (data plane) and ``ModelManager`` (control plane).
+
+Thin adapters: decode the request (``dapp.convert``), call the ``Engine`` / ``ModelManager``,
+encode the answer. A ``DappError`` becomes ``context.abort(error.code, message)``; it ends only
+the offending call (a stream ends at the bad message), everything else keeps being served.
+Latency is measured from the decoded request to the encoded answer (per message on a stream).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import NoReturn, TypeVar
+
+import grpc
+
+from dapp import convert
+from dapp.engine import Engine
+from dapp.errors import DappError, InvalidInput
+from dapp.limits import MAX_BATCH
+from dapp.manager import DeploySpec, ModelManager
+from dapp.metrics import DappMetrics
+from kdran.v1 import model_manager_pb2 as mm
+from kdran.v1 import model_manager_pb2_grpc as mm_grpc
+from kdran.v1 import predictor_pb2 as pb
+from kdran.v1 import predictor_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+DEFAULT_EXPORT_LIMIT = 10_000
+
+
+def _abort(context: grpc.ServicerContext, err: DappError) -> NoReturn:
+    context.abort(err.code, str(err))
+    raise AssertionError("context.abort returned")      # pragma: no cover - abort raises
+
+
+def _guarded(context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+    """Run ``fn``; a ``DappError`` aborts the call with its status code."""
+    try:
+        return fn()
+    except DappError as err:
+        _abort(context, err)
+
+
+def _deadline_at(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.perf_counter() + remaining
+
+
+class PredictorService(pb_grpc.ChannelPredictorServicer):
+    """Data plane on top of an ``Engine``."""
+
+    def __init__(self, engine: Engine, metrics: DappMetrics, max_batch: int = MAX_BATCH) -> None:
+        self.engine, self.metrics, self.max_batch = engine, metrics, max_batch
+
+    def Observe(self, request_iterator: Iterator[pb.Observation],
+                context: grpc.ServicerContext) -> Iterator[pb.Prediction]:
+        """One answer per observation, in order."""
+        for msg in request_iterator:
+            t0 = time.perf_counter()
+            reply = _guarded(context, functools.partial(self._observe_one, msg, context))
+            self.metrics.observe_latency("Observe", time.perf_counter() - t0)
+            yield reply
+
+    def _observe_one(self, msg: pb.Observation, context: grpc.ServicerContext) -> pb.Prediction:
+        obs = convert.observation_from_proto(msg)
+        return convert.answer_to_proto(self.engine.observe([obs], _deadline_at(context))[0])
+
+    def Predict(self, request: pb.PredictRequest,
+                context: grpc.ServicerContext) -> pb.PredictResponse:
+        """Stateless prediction from a full history."""
+        t0 = time.perf_counter()
+
+        def run() -> pb.PredictResponse:
+            history = convert.from_tensor(request.history, "history")
+            answer = self.engine.predict(history, request.horizon, request.ue_id,
+                                         _deadline_at(context))
+            return pb.PredictResponse(prediction=convert.answer_to_proto(answer))
+
+        reply = _guarded(context, run)
+        self.metrics.observe_latency("Predict", time.perf_counter() - t0)
+        return reply
+
+    def PredictBatch(self, request: pb.PredictBatchRequest,
+                     context: grpc.ServicerContext) -> pb.PredictBatchResponse:
+        """All UEs of one slot, one model run."""
+        t0 = time.perf_counter()
+
+        def run() -> pb.PredictBatchResponse:
+            if not 1 <= len(request.observations) <= self.max_batch:
+                raise InvalidInput(f"PredictBatch takes 1..{self.max_batch} observations, got "
+                                   f"{len(request.observations)}")
+            observations = [convert.observation_from_proto(o) for o in request.observations]
+            answers = self.engine.observe(observations, _deadline_at(context))
+            return pb.PredictBatchResponse(predictions=[convert.answer_to_proto(a)
+                                                        for a in answers])
+
+        reply = _guarded(context, run)
+        self.metrics.observe_latency("PredictBatch", time.perf_counter() - t0)
+        return reply
+
+
+class ModelManagerService(mm_grpc.ModelManagerServicer):
+    """Control plane on top of a ``ModelManager``."""
+
+    def __init__(self, manager: ModelManager, metrics: DappMetrics,
+                 export_limit: int = DEFAULT_EXPORT_LIMIT) -> None:
+        self.manager, self.metrics, self.export_limit = manager, metrics, export_limit
+
+    def DeployModel(self, request_iterator: Iterator[mm.DeployRequest],
+                    context: grpc.ServicerContext) -> mm.DeployResponse:
+        """Header first, then chunks; verified, loaded, installed, role assigned."""
+        def run() -> mm.DeployResponse:
+            first = next(request_iterator, None)
+            if first is None or first.WhichOneof("part") != "header":
+                raise InvalidInput("the first DeployRequest must carry the header")
+            h = first.header
+            if h.mode not in convert.MODE_NAMES:
+                raise InvalidInput("header.mode must be SHADOW or ACTIVE")
+            spec = DeploySpec(h.version, h.sha256, convert.MODE_NAMES[h.mode], h.total_size,
+                              h.card_json)
+            result = self.manager.deploy(spec, _chunks(request_iterator))
+            return mm.DeployResponse(version=result.version, mode=h.mode, sha256=result.sha256,
+                                     size_bytes=result.size_bytes, load_ms=result.load_ms,
+                                     versions=convert.versions_to_proto(result.versions))
+
+        return _guarded(context, run)
+
+    def Promote(self, request: mm.PromoteRequest,
+                context: grpc.ServicerContext) -> mm.ModelVersions:
+        """Shadow -> active."""
+        return convert.versions_to_proto(
+            _guarded(context, lambda: self.manager.promote(request.version)))
+
+    def Rollback(self, request: mm.RollbackRequest,
+                 context: grpc.ServicerContext) -> mm.ModelVersions:
+        """Previous active -> active."""
+        return convert.versions_to_proto(_guarded(context, self.manager.rollback))
+
+    def DiscardShadow(self, request: mm.DiscardShadowRequest,
+                      context: grpc.ServicerContext) -> mm.ModelVersions:
+        """Unload the shadow model."""
+        return convert.versions_to_proto(_guarded(context, self.manager.discard_shadow))
+
+    def GetStatus(self, request: mm.GetStatusRequest,
+                  context: grpc.ServicerContext) -> mm.StatusResponse:
+        """Versions, online accuracy, latency, counters."""
+        engine = self.manager.engine
+        status = engine.status()
+        task = engine.task
+        reply = mm.StatusResponse(
+            versions=convert.versions_to_proto(self.manager.versions()),
+            predictions=status.predictions, fallbacks=sum(status.fallbacks.values()),
+            fallbacks_by_reason=status.fallbacks, uptime_s=status.uptime_s,
+            tracked_ues=status.tracked_ues, preset=task.preset, history=task.history,
+            horizon=task.horizon, n_ant=task.n_ant, n_rb=task.n_rb, n_beams=task.n_beams,
+            background_dropped=status.background_dropped)
+        for t in status.tracks:
+            reply.models.add(version=t.version, role=t.role, predictions=t.nmse.predictions,
+                             scored=t.nmse.scored, nmse_db=t.nmse.nmse_db,
+                             nmse_db_p90=t.nmse.nmse_db_p90,
+                             nmse_db_per_step=t.nmse.nmse_db_per_step)
+        for g in status.groups:
+            reply.groups.add(group=g.group, predictions=g.nmse.predictions, fallbacks=g.fallbacks,
+                             scored=g.nmse.scored, nmse_db=g.nmse.nmse_db,
+                             nmse_db_p90=g.nmse.nmse_db_p90)
+        for lat in self.metrics.latency_stats():
+            reply.latency.add(rpc=lat.rpc, count=lat.count, p50_us=lat.p50_us,
+                              p99_us=lat.p99_us)
+        return reply
+
+    def ExportRecentCsi(self, request: mm.ExportRecentCsiRequest,
+                        context: grpc.ServicerContext) -> Iterator[mm.CsiSequence]:
+        """Recent per-UE sequences, newest first, bounded."""
+        limit = min(request.max_sequences or self.export_limit, self.export_limit)
+        length = request.sequence_length
+        sent = 0
+        for ue_id, group, first_slot, steps in self.manager.engine.history.snapshot(
+                request.ue_group):
+            for start in _window_starts(len(steps), length):
+                if sent >= limit:
+                    return
+                window = steps[start:start + (length or len(steps))]
+                yield mm.CsiSequence(ue_id=ue_id, ue_group=group, first_slot=first_slot + start,
+                                     channel=convert.to_tensor(window))
+                sent += 1
+
+
+def _window_starts(steps: int, length: int) -> Iterable[int]:
+    """Start indices of non-overlapping windows of ``length`` over ``steps``, newest first
+    (``length`` 0: one window of everything)."""
+    if length == 0:
+        return [0]
+    return range(steps - length, -1, -length)
+
+
+def _chunks(requests: Iterator[mm.DeployRequest]) -> Iterator[bytes]:
+    for msg in requests:
+        if msg.WhichOneof("part") != "chunk":
+            raise InvalidInput("only the first DeployRequest may carry a header")
+        yield msg.chunk

@@ -1,0 +1,57 @@
+"""Helpers shared by the dApp tests (imported by basename; pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import onnx
+
+from csi.presets import TINY, Preset
+from csi.synthetic import multipath_channels
+from dapp.artifact import write_artifact
+from dapp.engine import EngineConfig
+from dapp.onnx_models import linear_model, outdated_model
+from dapp.server import DappServer, ServerConfig, build_dapp
+
+T = TypeVar("T")
+MakeArtifact = Callable[..., Path]
+BUILDERS = {"linear": linear_model, "outdated": outdated_model}
+
+
+def doppler_channels(n: int, steps: int, speed_kmh: float = 30.0, seed: int = 0) -> np.ndarray:
+    """``csi.synthetic`` multipath channels ``[n, steps, antenna, rb]`` at the tiny geometry."""
+    return multipath_channels(TINY, n, speed_kmh, n_paths=4, steps=steps, seed=seed)
+
+
+def write_test_artifact(directory: Path, kind: str, version: str,
+                        preset: Preset = TINY) -> Path:
+    """An artifact directory with a ``kind`` ("linear"/"outdated") model of ``version``."""
+    directory.mkdir(parents=True)
+    onnx.save(BUILDERS[kind](preset, version), directory / "model.onnx")
+    write_artifact(directory, directory / "model.onnx",
+                   {"version": version, "kind": kind, "preset": preset.name})
+    return directory
+
+
+def start_dapp(state_dir: Path, seed: Path | None = None, uds: str = "",
+               engine_config: EngineConfig | None = None) -> DappServer:
+    """A started tiny-preset dApp on an ephemeral localhost port."""
+    dapp = build_dapp(TINY, state_dir, seed, engine_config,
+                      server_config=ServerConfig(listen="127.0.0.1:0", uds=uds, max_workers=24))
+    dapp.start()
+    return dapp
+
+
+def wait_for(fn: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 10.0) -> T:
+    """Poll ``fn`` until ``ok(result)``; returns the last result (asserts on timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fn()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"condition not met in {timeout_s} s: {value}"
+        time.sleep(0.02)
