@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+RIC_LIBS := ricsdl==3.1.3 ricxappframe==3.2.2
 
 .PHONY: demo test test-slow lint bench proto clean-venv help
 
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: it comes from the local CPU wheel, never a CUDA download.
 	$(PY) -m pip install --progress-bar off -q torch==2.13.0
 	$(PY) -m pip install --progress-bar off -q -e '.[all]'
+	# O-RAN SC libraries pin protobuf<3.21 and redis==4.3.6, which nothing modern can live with:
+	# install them without their pins (their real dependencies are in the xapp extra).
+	$(PY) -m pip install --progress-bar off -q --no-deps $(RIC_LIBS)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -18,7 +18,12 @@ from kdran import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
     "distill.data.cli",
+    "distill.cli",
     "distill.bench_accuracy",
+    "dapp.cli",
+    "xapp.e2.cli",
+    "xapp.cli",
+    "sim.cli",
 )
 
 

@@ -1,0 +1,76 @@
+"""Test double of ``kdran job run --spec spec.json`` (the real job, distill/job.py, needs torch
+and minutes): it reads the same spec (only the job's own fields) and writes the same outputs.
+
+Contract kept: ``phase=<name>`` lines on stdout; ``result.json`` in ``output_dir`` with ``ok``,
+``reason``, ``artifact`` and ``gates`` (a list of ``{name, passed, value, threshold, reason}``);
+when published, ``artifact/`` with ``model.onnx``, ``card.json`` (``version``, ``data_hash``)
+and ``SHA256SUMS``; exit 0 published, 3 gates refused, 2 error. ``model.onnx`` is a placeholder
+byte string (the fake dApp in the tests does not load it). Behaviour from ``$FAKE_JOB_MODE``:
+``ok`` (default), ``fail`` (error after distilling), ``gates`` (a gate refuses), ``hang``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from csi.dataset import ChannelSet
+
+KNOWN = {"data_dir", "teacher", "preset", "output_dir", "gates", "deployed_model"}
+
+
+def result(out: Path, **fields: object) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(fields))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spec", required=True)
+    spec = json.loads(Path(parser.parse_args().spec).read_text())
+    out = Path(spec["output_dir"])
+    if set(spec) - KNOWN:
+        print(f"phase=failed unknown spec fields {sorted(set(spec) - KNOWN)}")
+        return 2
+    mode = os.environ.get("FAKE_JOB_MODE", "ok")
+    data = ChannelSet.load(Path(spec["data_dir"]))
+    for phase in ("adapting", "distilling"):
+        print(f"phase={phase}", flush=True)
+    if mode == "hang":
+        time.sleep(3600)
+    if mode == "fail":
+        reason = "FloatingPointError: distillation diverged (loss is NaN)"
+        result(out, ok=False, reason=reason, artifact=None, gates=[], traceback="...")
+        print(f"phase=failed {reason}", flush=True)
+        return 2
+    for phase in ("pruning", "exporting", "quantizing", "gates"):
+        print(f"phase={phase}", flush=True)
+    passed = mode != "gates"
+    gates = [{"name": "retention", "passed": passed, "value": 0.99 if passed else 0.7,
+              "threshold": 0.98, "reason": "" if passed else "student keeps 70 % of the gain"}]
+    if not passed:
+        result(out, ok=False, reason="gate retention: student keeps 70 % of the gain",
+               artifact=None, gates=gates)
+        print("phase=failed gates", flush=True)
+        return 3
+    artifact = out / "artifact"
+    artifact.mkdir(parents=True)
+    version = f"kd-{data.content_hash()[:10]}"
+    model = f"placeholder onnx for {version}".encode()
+    (artifact / "model.onnx").write_bytes(model)
+    card = {"version": version, "preset": spec["preset"], "data_hash": data.content_hash(),
+            "n_train": len(data), "deployed_model": spec.get("deployed_model", "")}
+    (artifact / "card.json").write_text(json.dumps(card))
+    (artifact / "SHA256SUMS").write_text(f"{hashlib.sha256(model).hexdigest()}  model.onnx\n")
+    result(out, ok=True, reason="", artifact=str(artifact), gates=gates)
+    print("phase=published", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
