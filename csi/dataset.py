@@ -1,10 +1,11 @@
 """A set of channel sequences on disk: clean channels, per-sequence labels, content hash.
 
 ``ChannelSet`` stores the *clean* channel ``h`` complex64 ``[batch, time, antenna, rb]`` with
-``time = history + horizon`` (each sequence normalised to unit average power) and per-sequence labels
-(scenario, UE speed in km/h, carrier in Hz, SRS estimation SNR in dB). The noisy SRS estimate that a
-DU would see is ``observed()``: the clean channel plus complex Gaussian noise at each sequence's SNR,
-drawn from a seed stored with the set, so it is reproducible too.
+``time = history + horizon`` (each sequence normalised to unit average power) and
+per-sequence labels (scenario, UE speed in km/h, carrier in Hz, SRS estimation SNR in dB).
+The noisy SRS estimate that a DU would see is ``observed()``: the clean channel plus complex
+Gaussian noise at each sequence's SNR, drawn from a seed stored with the set, so it is
+reproducible too.
 
 On disk a set is a directory: ``h.npy`` (memory-mapped on load), ``labels.npz`` and ``meta.json``
 (preset, split, generator, seed, content hash). The content hash (sha256 over the arrays) is what a

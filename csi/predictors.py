@@ -1,8 +1,8 @@
 """Classical channel predictors, one interface: ``predict(history, horizon) -> future``.
 
 ``history`` is complex ``[batch, time, antenna, rb]`` (past SRS estimates, oldest first) and the
-returned ``future`` is complex64 ``[batch, horizon, antenna, rb]``. Every predictor is vectorised over
-batch, antennas and RBs.
+returned ``future`` is complex64 ``[batch, horizon, antenna, rb]``. Every predictor is
+vectorised over batch, antennas and RBs.
 
 Each sequence is modelled as a mixture of the same few Doppler components on every antenna and RB
 (the multipath components are common; antenna and frequency only change their weights). So the

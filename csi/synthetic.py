@@ -1,8 +1,8 @@
 """Geometric multipath channels in numpy: fast, exact Doppler, no Sionna needed.
 
-Used by unit tests, the dApp and E2 tests and anywhere a channel with known physics is wanted without
-torch. Each sequence is a sum of ``n_paths`` plane waves, each with a complex gain, a delay, a
-direction on the UPA and a Doppler shift ``f_d cos(psi)`` with ``f_d = v / c * f_c``. With
+Used by unit tests, the dApp and E2 tests and anywhere a channel with known physics is wanted
+without torch. Each sequence is a sum of ``n_paths`` plane waves, each with a complex gain, a
+delay, a direction on the UPA and a Doppler shift ``f_d cos(psi)`` with ``f_d = v / c * f_c``. With
 ``n_paths=1`` every antenna/RB series is a pure complex exponential in time.
 """
 
@@ -32,7 +32,8 @@ def multipath_channels(preset: Preset, n: int, speed_kmh: np.ndarray | float,
     rng = np.random.default_rng(seed)
     steps = preset.seq_len if steps is None else steps
     speeds = np.broadcast_to(np.asarray(speed_kmh, dtype=np.float64), (n,))
-    gains = (rng.standard_normal((n, n_paths)) + 1j * rng.standard_normal((n, n_paths))) / np.sqrt(2)
+    gains = rng.standard_normal((n, n_paths)) + 1j * rng.standard_normal((n, n_paths))
+    gains /= np.sqrt(2)
     delays = rng.exponential(delay_spread_s, (n, n_paths))
     u, v = rng.uniform(-1, 1, (2, n, n_paths))
     pol = np.exp(2j * np.pi * rng.uniform(0, 1, (n, n_paths, preset.pols)))

@@ -9,9 +9,9 @@ DESIGN.md section 8) and a PNG plot of NMSE vs UE speed (``--plot``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ class AccuracyRow:
     beam_top1: float            # best beam of the predicted first step vs the true one
     beam_top3: float
     rate_loss: float            # relative MRT rate loss at 10 dB SNR (0 = perfect CSI)
+    predict_s: float = 0.0      # wall time of predict() over the whole set, seconds
 
 
 def speed_bins(speeds: np.ndarray) -> list[tuple[float, float]]:
@@ -50,7 +51,7 @@ def speed_bins(speeds: np.ndarray) -> list[tuple[float, float]]:
     lo_all, hi_all = float(np.min(speeds)), float(np.max(speeds))
     edges = [e for e in SPEED_EDGES_KMH if lo_all - 1e-6 <= e <= hi_all + 1e-6]
     edges = sorted({*edges, float(np.floor(lo_all)), float(np.ceil(hi_all))})
-    bins = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    bins = [(a, b) for a, b in itertools.pairwise(edges)]
     return [(a, b) for a, b in bins if np.any((speeds >= a) & (speeds <= b))]
 
 
@@ -69,7 +70,9 @@ def evaluate_set(predictors: list[Predictor], data: ChannelSet, set_name: str,
         (_bin_label(lo, hi), (speeds >= lo) & (speeds <= hi)) for lo, hi in speed_bins(speeds)]
     rows = []
     for predictor in predictors:
+        start = time.perf_counter()
         pred = predictor.predict(history, preset.horizon)
+        elapsed = round(time.perf_counter() - start, 3)
         gains = np.einsum("ba,nar->nbr", codebook.conj(), pred[:, 0])
         scores = np.sum(np.abs(gains) ** 2, axis=-1)
         for label, mask in masks:
@@ -80,7 +83,7 @@ def evaluate_set(predictors: list[Predictor], data: ChannelSet, set_name: str,
                                   for v in nmse_db_per_step(pred[mask], future[mask])],
                 beam_top1=round(topk_beam_accuracy(scores[mask], true_beam[mask], 1), 4),
                 beam_top3=round(topk_beam_accuracy(scores[mask], true_beam[mask], 3), 4),
-                rate_loss=round(rate_loss(pred[mask], future[mask]), 4)))
+                rate_loss=round(rate_loss(pred[mask], future[mask]), 4), predict_s=elapsed))
     return rows
 
 
@@ -147,6 +150,7 @@ def plot_vs_speed(rows: list[AccuracyRow], path: Path, title: str) -> None:
 def run_benchmark(preset: Preset, sets: list[str], data_root: Path, run_dir: Path | None,
                   n: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Evaluate every predictor on every set; returns the JSON object of DESIGN.md section 8."""
+    from dapp.flops import cpu_peak_flops_per_core
     from distill.data import load_or_generate
 
     learned: list[Predictor] = []
@@ -164,7 +168,7 @@ def run_benchmark(preset: Preset, sets: list[str], data_root: Path, run_dir: Pat
         seconds[set_name] = round(time.perf_counter() - start, 3)
     return {"preset": preset.name, "rows": [asdict(r) for r in rows],
             "retention": retention(rows), "eval_seconds": seconds,
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "machine": f"{cpu_peak_flops_per_core()[1]}, {os.cpu_count()} cores",
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

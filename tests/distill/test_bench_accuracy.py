@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from csi.presets import TINY
+from csi.synthetic import synthetic_set
 from distill.bench_accuracy import (
     AccuracyRow,
     classical_baselines,
@@ -15,8 +17,6 @@ from distill.bench_accuracy import (
     retention,
     speed_bins,
 )
-from csi.presets import TINY
-from csi.synthetic import synthetic_set
 
 
 def test_speed_bins_cover_only_populated_ranges() -> None:
