@@ -40,6 +40,27 @@ def check_channel(h: np.ndarray, *, n_ant: int | None = None, n_rb: int | None =
     return np.asarray(h, dtype=CHANNEL_DTYPE)
 
 
+def squared_norm(x: np.ndarray) -> np.ndarray:
+    """``sum |x|^2`` over the last axis of a complex array, accumulated in float64.
+
+    Works on the float32 (or float64) view of the complex values, so no complex128 copy and
+    no square root are made; ``[..., n]`` -> ``[...]`` float64.
+    """
+    x = np.ascontiguousarray(x)
+    if x.dtype == CHANNEL_DTYPE:
+        flat = x.view(np.float32)
+    elif x.dtype == np.complex128:
+        flat = x.view(np.float64)
+    else:
+        flat = np.ascontiguousarray(np.abs(x), dtype=np.float64)
+    return np.einsum("...i,...i->...", flat, flat, dtype=np.float64)
+
+
+def mean_power(x: np.ndarray) -> np.ndarray:
+    """Mean ``|x|^2`` over the last axis: ``[..., n]`` -> ``[...]`` float64."""
+    return squared_norm(x) / max(x.shape[-1], 1)
+
+
 def normalise_power(h: np.ndarray) -> np.ndarray:
     """Scale each sequence of ``h`` ``[batch, time, antenna, rb]`` to unit average power."""
     power = np.mean(np.abs(h) ** 2, axis=(1, 2, 3), keepdims=True)

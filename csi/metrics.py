@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from csi.layout import squared_norm
+
 NMSE_FLOOR_DB = -300.0
 _TINY = 1e-30
 
@@ -26,8 +28,9 @@ def nmse_per_sample(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """
     if pred.shape != true.shape:
         raise ValueError(f"prediction shape {pred.shape} != truth shape {true.shape}")
-    err = np.sum(np.abs(pred.astype(np.complex128) - true) ** 2, axis=(-2, -1))
-    ref = np.sum(np.abs(true.astype(np.complex128)) ** 2, axis=(-2, -1))
+    flat = (*true.shape[:-2], -1)
+    err = squared_norm((pred - true).reshape(flat))
+    ref = squared_norm(true.reshape(flat))
     return err / np.maximum(ref, _TINY)
 
 

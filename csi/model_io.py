@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from csi.layout import CHANNEL_DTYPE
+from csi.layout import CHANNEL_DTYPE, mean_power
 
 INPUT_NAME = "history"
 OUTPUT_FUTURE = "future"
@@ -26,18 +26,24 @@ MODEL_METADATA_KEYS = ("kdran_preset", "history", "horizon", "n_ant", "n_rb", "n
 
 def history_scale(history: np.ndarray) -> np.ndarray:
     """RMS amplitude of each sequence's history: ``[batch, time, antenna, rb]`` -> ``[batch]``."""
-    power = np.mean(np.abs(history) ** 2, axis=(1, 2, 3))
+    power = mean_power(history.reshape(history.shape[0], -1))
     return np.sqrt(np.maximum(power, 1e-30)).astype(np.float32)
 
 
 def to_model_input(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Complex ``[b, t, a, r]`` -> (float32 ``[b, t, a, r, 2]`` at unit power, scale ``[b]``)."""
+    """Complex ``[b, t, a, r]`` -> (float32 ``[b, t, a, r, 2]`` at unit power, scale ``[b]``).
+
+    The float view of a complex64 array is exactly the (real, imaginary) last-axis layout, so
+    this costs one scaled copy and no stacking.
+    """
     scale = history_scale(history)
-    scaled = history / scale[:, None, None, None]
-    return np.stack([scaled.real, scaled.imag], axis=-1).astype(np.float32), scale
+    scaled = np.ascontiguousarray(history * (1.0 / scale)[:, None, None, None],
+                                  dtype=CHANNEL_DTYPE)
+    return scaled.view(np.float32).reshape(*scaled.shape, 2), scale
 
 
 def from_model_output(future: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Float ``[b, h, a, r, 2]`` and scale ``[b]`` -> complex64 ``[b, h, a, r]`` at input scale."""
-    out = (future[..., 0] + 1j * future[..., 1]) * scale[:, None, None, None]
-    return out.astype(CHANNEL_DTYPE)
+    pairs = np.ascontiguousarray(future, dtype=np.float32)
+    as_complex = pairs.view(CHANNEL_DTYPE).reshape(pairs.shape[:-1])
+    return (as_complex * scale.astype(np.float32)[:, None, None, None]).astype(CHANNEL_DTYPE)

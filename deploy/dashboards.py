@@ -32,6 +32,9 @@ SCHEMA_VERSION = 39
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 NS = 'namespace=~"$namespace"'
 """Matcher every query carries; ``$namespace`` is ``.*`` when All is selected."""
+DAPP_NS = 'namespace=~"$dapp_namespace"'
+"""The overview's matcher for dApp series: the dApps run next to the DUs, usually in another
+namespace than the xApp (the charts install them in ``ran`` and ``ricxapp``)."""
 RATE = "$__rate_interval"
 RANGE = "$__range"
 DB_UNIT = "suffix: dB"
@@ -181,7 +184,9 @@ def overview() -> Dashboard:
         description="Channel-prediction health per cell, drift, re-distillation and rollout.",
         namespace_metric="kdran_xapp_kpm_reports_total",
         variables=(Variable("cell", "Cell", "kdran_xapp_cell_nmse_db", "cell"),
-                   Variable("dapp", "dApp", "kdran_xapp_model_version_info", "dapp")),
+                   Variable("dapp", "dApp", "kdran_xapp_model_version_info", "dapp"),
+                   Variable("dapp_namespace", "dApp namespace", "kdran_dapp_tracked_ues",
+                            "namespace", scope="")),
         panels=(
             Panel("timeseries", "Prediction NMSE per cell (over E2)",
                   "VS.ChPred.NmseDb.Mean as the xApp decodes it from KPM reports; lower is "
@@ -191,7 +196,7 @@ def overview() -> Dashboard:
                   "Each loaded model's rolling online NMSE, scored against later SRS "
                   "estimates (shadow dashed).",
                   (Target(f"max by (instance, role, model_version) "
-                          f"(kdran_dapp_online_nmse_db{{{NS}}})",
+                          f"(kdran_dapp_online_nmse_db{{{DAPP_NS}}})",
                           "{{instance}} {{role}} {{model_version}}"),),
                   unit=DB_UNIT, overrides=(dashed_for(".*shadow.*"),)),
             Panel("timeseries", "Fallback ratio per cell",
@@ -244,7 +249,7 @@ def overview() -> Dashboard:
                           instant=True, table=True),)),
             Panel("table", "Models loaded in the dApps",
                   "Which versions each dApp reports as loaded, per role.",
-                  (Target(f"max by (instance, role, version) (kdran_dapp_model_info{{{NS}}})",
+                  (Target(f"max by (instance, role, version) (kdran_dapp_model_info{{{DAPP_NS}}})",
                           instant=True, table=True),)),
         ))
 
