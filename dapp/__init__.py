@@ -14,11 +14,15 @@ Map of the package (one concept per module):
 - ``metrics``     Prometheus metrics (docs/METRICS.md)
 - ``messages``    plain data shared by core, gRPC layer and client
 - ``convert``     protobuf <-> numpy conversions (kdran.v1)
-- ``limits``      message and upload size limits
+- ``limits``      message and upload size limits, per-client service limits
+- ``ratelimit``   token bucket (per-stream message rate)
+- ``verify``      model signature checks (``kdran.signing``) as dApp errors
+- ``tls``         gRPC TLS / mutual TLS credentials from PEM files (``ServerTls``, ``ClientTls``)
 - ``service``     gRPC servicers (ChannelPredictor, ModelManager)
 - ``server``      assembly: engine + manager + gRPC server + health + reflection
 - ``client``      thin typed client (DU emulator, xApp, benchmark)
-- ``cli``         ``kdran dapp serve`` and ``kdran bench latency``
+- ``cli``         ``kdran dapp serve``, ``kdran bench latency`` and ``kdran bench load``
+- ``load``        the load benchmark: N streams x M UEs with a rollout during the run
 - ``bench``       the latency benchmark; ``flops`` its FLOP count and nominal peak
 - ``onnx_models`` small ONNX models built with onnx.helper (tests, synthetic benchmark student)
 - ``errors``      request errors carrying their gRPC status codes

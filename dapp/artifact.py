@@ -3,7 +3,9 @@
 The ONNX file follows ``csi.model_io`` (input ``history`` float32 ``[b, history, antenna, rb, 2]``,
 outputs ``future`` and ``beam_logits``) and carries ``csi.model_io.MODEL_METADATA_KEYS`` in its
 metadata_props; ``TaskSpec.check`` compares them with the task the dApp serves.
-``SHA256SUMS`` uses the ``sha256sum`` format (``<hex>  <file name>`` per line).
+``SHA256SUMS`` uses the ``sha256sum`` format (``<hex>  <file name>`` per line). A signed artifact
+also holds ``SIGNATURE`` (``kdran.signing``), which covers model.onnx and the exact bytes of
+card.json, so the card is always stored verbatim.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from csi.model_io import MODEL_METADATA_KEYS
 from csi.presets import Preset
 from dapp.errors import InvalidInput, PreconditionFailed
+from kdran.signing import SIGNATURE_FILE
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
@@ -153,8 +156,20 @@ def parse_card(text: str) -> dict[str, Any]:
     return card
 
 
+def card_text(card: Mapping[str, Any]) -> str:
+    """The card.json text written for ``card`` (sorted keys, 2-space indent, final newline)."""
+    return json.dumps(dict(card), indent=2, sort_keys=True) + "\n"
+
+
 def write_artifact(directory: Path, model_path: Path, card: Mapping[str, Any]) -> ModelArtifact:
-    """Complete ``directory`` (which already holds ``model_path``) with card and ``SHA256SUMS``.
+    """Complete ``directory`` (which already holds ``model_path``) with card and ``SHA256SUMS``."""
+    return write_artifact_files(directory, model_path, card_text(card))
+
+
+def write_artifact_files(directory: Path, model_path: Path, card: str,
+                         signature: str = "") -> ModelArtifact:
+    """Complete ``directory`` with the card text ``card`` (verbatim), ``SHA256SUMS`` and, when
+    given, the ``SIGNATURE`` file text ``signature``.
 
     ``model_path`` is renamed to ``directory/model.onnx`` if it has another name. Files are
     fsynced, so a crash leaves either no artifact or a whole one once the directory is renamed.
@@ -162,12 +177,13 @@ def write_artifact(directory: Path, model_path: Path, card: Mapping[str, Any]) -
     target = directory / MODEL_FILE
     if model_path != target:
         os.replace(model_path, target)
-    card_text = json.dumps(dict(card), indent=2, sort_keys=True) + "\n"
-    _write_synced(directory / CARD_FILE, card_text.encode())
-    sums = {MODEL_FILE: sha256_file(target), CARD_FILE: sha256_bytes(card_text.encode())}
+    _write_synced(directory / CARD_FILE, card.encode())
+    sums = {MODEL_FILE: sha256_file(target), CARD_FILE: sha256_bytes(card.encode())}
     _write_synced(directory / SUMS_FILE,
                   "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())).encode())
-    return ModelArtifact(directory, sums[MODEL_FILE], dict(card))
+    if signature:
+        _write_synced(directory / SIGNATURE_FILE, signature.encode())
+    return ModelArtifact(directory, sums[MODEL_FILE], parse_card(card))
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -182,9 +182,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running ``kdran dapp serve`` subprocess: its gRPC targets and process id."""
+
+    tcp: str
+    uds: str
+    pid: int
+
+
 @contextlib.contextmanager
-def served(artifact: Path, preset: Preset, workdir: Path) -> Iterator[tuple[str, str]]:
-    """A ``kdran dapp serve`` subprocess on ``artifact``; yields (tcp target, uds target)."""
+def served(artifact: Path, preset: Preset, workdir: Path) -> Iterator[Served]:
+    """A ``kdran dapp serve`` subprocess on ``artifact``, ready (health SERVING)."""
     from dapp.client import DappClient
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +215,7 @@ def served(artifact: Path, preset: Preset, workdir: Path) -> Iterator[tuple[str,
                 except Exception:
                     if proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"dapp serve did not start, see {log.name}") from None
-        yield f"127.0.0.1:{port}", f"unix:{sock}"
+        yield Served(f"127.0.0.1:{port}", f"unix:{sock}", proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -376,9 +385,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not artifact.is_dir():
             raise SystemExit(f"--{primary.replace('_', '-')} must be an artifact directory "
                              "for the gRPC rows")
-        with served(artifact, cfg.preset, workdir / "serve") as (tcp, uds):
-            rows += grpc_rows(primary, tcp, uds, cfg)
-            throughput, load_p99 = sustained_load(tcp, cfg)
+        with served(artifact, cfg.preset, workdir / "serve") as dapp:
+            rows += grpc_rows(primary, dapp.tcp, dapp.uds, cfg)
+            throughput, load_p99 = sustained_load(dapp.tcp, cfg)
         flops = model_flops(_model_path(artifact))
         stages = stage_breakdown(_model_path(artifact), cfg) if args.breakdown else None
     machine = machine_info(cfg.threads)

@@ -1,9 +1,10 @@
-"""CLI: ``kdran dapp serve`` and ``kdran bench latency``.
+"""CLI: ``kdran dapp serve``, ``kdran bench latency`` and ``kdran bench load``.
 
 Imports nothing heavy at module level (no ONNX Runtime, gRPC or torch): handlers import what they
 need. Every ``serve`` flag also reads an environment variable ``KDRAN_DAPP_<FLAG>`` (flag name in
 upper case, dashes as underscores), which is how the Helm chart configures the dApp; a flag on
-the command line wins over the variable.
+the command line wins over the variable. ``--verify-key`` may be repeated (key rotation); its
+variable is ``KDRAN_DAPP_VERIFY_KEYS``, paths separated by commas.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _add(parser: argparse.ArgumentParser, flag: str, default: Any, help_: str,
 
 
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add ``dapp serve`` and ``bench latency``."""
+    """Add ``dapp serve``, ``bench latency`` and ``bench load``."""
     dapp = commands.add_parser("dapp", help="the dApp: ONNX channel predictor next to the DU",
                                description="The dApp serves the distilled student over gRPC.",
                                formatter_class=_FMT)
@@ -59,12 +60,14 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     _add(serve, "intra-threads", 1, "ONNX Runtime intra-op threads per inference", int)
     _add(serve, "workers", 32, "gRPC worker threads: concurrent calls (an open Observe stream "
                                  "holds one)", int)
-    _add(serve, "max-ues", 512, "tracked UEs at most (least recently seen evicted)", int)
+    _add(serve, "max-ues", 512, "tracked UEs at most; a new UE beyond it is refused with "
+                                "RESOURCE_EXHAUSTED (idle UEs are evicted)", int)
     _add(serve, "idle-timeout-s", 60.0, "evict a UE not seen for this long", float)
     _add(serve, "history-capacity", 0, "SRS steps kept per UE (0 = 2 x (history + horizon))",
          int)
     _add(serve, "top-k", 3, "beams returned per prediction", int)
     _add(serve, "log-level", "INFO", "logging level")
+    _add_security_flags(serve)
     serve.set_defaults(func=serve_handler)
 
     latency = bench.add_parser(
@@ -96,23 +99,93 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
                          help="also time each stage of one Observe message in-process")
     latency.set_defaults(func=bench_handler)
 
+    load = bench.add_parser(
+        "load", formatter_class=_FMT,
+        help="N DU streams x M UEs against one dApp, with a shadow deploy and a hot swap",
+        description="Closed-loop Observe streams against a `kdran dapp serve` subprocess on "
+                    "localhost (synthetic student) for a fixed time, while a shadow candidate "
+                    "is deployed (25%%), promoted (50%%) and the next one deployed (75%%). "
+                    "Reports predictions/s, p50/p99 round trip (µs), errors (goal 0) and the "
+                    "dApp's RSS growth (MiB, goal flat); exit code 1 if any RPC failed.")
+    load.add_argument("--json", default="", help="write the result object here")
+    load.add_argument("--streams", type=int, default=4, help="concurrent DU streams")
+    load.add_argument("--ues", type=int, default=16, help="UEs per stream")
+    load.add_argument("--seconds", type=float, default=30.0, help="timed duration")
+    load.add_argument("--preset", default="std", help="task preset")
+    load.set_defaults(func=load_handler)
+
+
+def _add_security_flags(serve: argparse.ArgumentParser) -> None:
+    """TLS, model-signature and per-client limit flags of ``dapp serve``."""
+    from dapp.limits import (
+        DEFAULT_EXPORT_BYTES,
+        DEFAULT_EXPORT_SEQUENCES,
+        DEFAULT_STREAM_BURST,
+        DEFAULT_STREAM_RATE,
+    )
+
+    _add(serve, "tls-cert", "", "PEM server certificate chain: serve gRPC over TLS ('' = "
+                                "plaintext)")
+    _add(serve, "tls-key", "", "PEM private key of --tls-cert")
+    _add(serve, "tls-client-ca", "", "PEM CA: require client certificates signed by it "
+                                     "(mutual TLS; '' = no client certificates)")
+    serve.add_argument("--verify-key", action="append", default=None, metavar="PATH",
+                       help="PEM Ed25519 public key; when given (repeatable: any of them), "
+                            "models must be signed by one (env KDRAN_DAPP_VERIFY_KEYS, "
+                            "comma-separated; default: no verification)")
+    _add(serve, "stream-rate", DEFAULT_STREAM_RATE,
+         "observations/s per Observe stream (token bucket; 0 = no limit)", float)
+    _add(serve, "stream-burst", DEFAULT_STREAM_BURST, "token bucket size of --stream-rate", int)
+    _add(serve, "export-limit", DEFAULT_EXPORT_SEQUENCES,
+         "sequences per ExportRecentCsi call at most", int)
+    _add(serve, "export-max-mb", DEFAULT_EXPORT_BYTES / 2**20,
+         "payload MiB per ExportRecentCsi call at most", float)
+
+
+def _verify_keys(args: argparse.Namespace) -> tuple[Path, ...]:
+    """``--verify-key`` paths, else those of ``$KDRAN_DAPP_VERIFY_KEYS``."""
+    paths = args.verify_key or os.environ.get(ENV_PREFIX + "VERIFY_KEYS", "").split(",")
+    return tuple(Path(p.strip()) for p in paths if p.strip())
+
+
+def _server_tls(args: argparse.Namespace) -> Any:
+    """``dapp.tls.ServerTls`` from the flags, or None (plaintext)."""
+    from dapp.tls import ServerTls
+
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    return ServerTls(Path(args.tls_cert), Path(args.tls_key),
+                     Path(args.tls_client_ca) if args.tls_client_ca else None)
+
 
 def serve_handler(args: argparse.Namespace) -> int:
     """Run the dApp until SIGTERM/SIGINT."""
     from csi.presets import get_preset
     from dapp.engine import EngineConfig
+    from dapp.limits import ServiceLimits
     from dapp.manager import RunnerOptions
     from dapp.server import ServerConfig, build_dapp
+    from kdran.signing import SigningError
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dapp = build_dapp(
-        get_preset(args.preset), Path(args.state_dir), Path(args.model) if args.model else None,
-        EngineConfig(top_k=args.top_k, deadline_us=args.deadline_us,
-                     history_capacity=args.history_capacity, max_ues=args.max_ues,
-                     idle_timeout_s=args.idle_timeout_s),
-        RunnerOptions(intra_threads=args.intra_threads),
-        ServerConfig(listen=args.listen, uds=args.uds, max_workers=args.workers))
+    try:
+        limits = ServiceLimits(args.stream_rate, args.stream_burst, args.export_limit,
+                               int(args.export_max_mb * 2**20))
+        dapp = build_dapp(
+            get_preset(args.preset), Path(args.state_dir),
+            Path(args.model) if args.model else None,
+            EngineConfig(top_k=args.top_k, deadline_us=args.deadline_us,
+                         history_capacity=args.history_capacity, max_ues=args.max_ues,
+                         idle_timeout_s=args.idle_timeout_s),
+            RunnerOptions(intra_threads=args.intra_threads),
+            ServerConfig(listen=args.listen, uds=args.uds, max_workers=args.workers,
+                         limits=limits, tls=_server_tls(args), verify_keys=_verify_keys(args)))
+    except (ValueError, SigningError) as err:
+        logging.getLogger(__name__).error("cannot start the dApp: %s", err)
+        return 2
     if args.metrics_port:
         dapp.metrics.serve_http(args.metrics_port)
     dapp.start()
@@ -134,3 +207,10 @@ def bench_handler(args: argparse.Namespace) -> int:
     from dapp import bench
 
     return bench.main(args)
+
+
+def load_handler(args: argparse.Namespace) -> int:
+    """``kdran bench load``."""
+    from dapp import load
+
+    return load.main(args)

@@ -5,7 +5,9 @@ iterable of observations through one stream) and ``open_stream`` (an ``ObserveSt
 blocking ``send(observation) -> Answer``, one round trip per call). Control plane:
 ``deploy_model``, ``promote``, ``rollback``, ``discard_shadow``, ``status``,
 ``export_recent_csi``, ``health``. gRPC errors surface as ``grpc.RpcError`` (``.code()``,
-``.details()``). Imports neither ONNX Runtime nor torch.
+``.details()``). Imports neither ONNX Runtime nor torch. ``tls=ClientTls(...)`` connects with
+TLS / mutual TLS (``dapp.tls``); ``deploy_model`` sends the artifact's ``SIGNATURE`` when it has
+one (``kdran.signing``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from dapp import convert
 from dapp.artifact import CARD_FILE, MODEL_FILE, sha256_file
 from dapp.limits import channel_options
 from dapp.messages import Answer, CsiRecord, DeployResult, Observation, Versions
+from dapp.tls import ClientTls
+from kdran.signing import read_signature
 from kdran.v1 import model_manager_pb2 as mm
 from kdran.v1 import model_manager_pb2_grpc as mm_grpc
 from kdran.v1 import predictor_pb2 as pb
 from kdran.v1 import predictor_pb2_grpc as pb_grpc
 
 DEFAULT_CHUNK_BYTES = 1 << 20
+__all__ = ["ClientTls", "DappClient", "ObserveStream"]
 
 
 class ObserveStream:
@@ -61,11 +66,16 @@ class ObserveStream:
 
 
 class DappClient:
-    """Client of one dApp at ``target`` (``host:port`` or ``unix:/path``)."""
+    """Client of one dApp at ``target`` (``host:port`` or ``unix:/path``); plaintext unless
+    ``tls`` is given."""
 
-    def __init__(self, target: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, target: str, timeout_s: float = 10.0, tls: ClientTls | None = None) -> None:
         self.target, self.timeout_s = target, timeout_s
-        self.channel = grpc.insecure_channel(target, options=channel_options())
+        if tls is None:
+            self.channel = grpc.insecure_channel(target, options=channel_options())
+        else:
+            self.channel = grpc.secure_channel(target, tls.credentials(),
+                                               options=[*channel_options(), *tls.options()])
         self.predictor = pb_grpc.ChannelPredictorStub(self.channel)
         self.manager = mm_grpc.ModelManagerStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
@@ -119,15 +129,18 @@ class DappClient:
     # -- control plane --------------------------------------------------------------------
     def deploy_model(self, directory: str | Path, version: str, mode: str = "shadow",
                      chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> DeployResult:
-        """Ship ``directory/model.onnx`` (+ ``card.json``) as ``version`` in ``mode``
-        (``"shadow"`` or ``"active"``)."""
+        """Ship ``directory/model.onnx`` (+ ``card.json`` verbatim, + ``SIGNATURE`` when signed)
+        as ``version`` in ``mode`` (``"shadow"`` or ``"active"``)."""
         directory = Path(directory)
         model = directory / MODEL_FILE
         card = directory / CARD_FILE
+        signature = read_signature(directory)
         header = mm.DeployHeader(version=version, sha256=sha256_file(model),
                                  mode=convert.MODE_VALUES[mode],
                                  total_size=model.stat().st_size,
-                                 card_json=card.read_text() if card.is_file() else "")
+                                 card_json=card.read_bytes().decode() if card.is_file() else "",
+                                 signature=signature.value if signature else b"",
+                                 signing_key_id=signature.key_id if signature else "")
 
         def requests() -> Iterator[mm.DeployRequest]:
             yield mm.DeployRequest(header=header)

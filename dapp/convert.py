@@ -38,12 +38,20 @@ def from_tensor(tensor: tensor_pb2.Tensor, name: str,
                 dtype: int = tensor_pb2.Tensor.COMPLEX64) -> np.ndarray:
     """Tensor -> read-only array view; ``InvalidInput`` on a dtype or size mismatch."""
     if tensor.dtype != dtype:
-        raise InvalidInput(f"{name}: dtype {tensor_pb2.Tensor.DType.Name(tensor.dtype)}, "
-                           f"expected {tensor_pb2.Tensor.DType.Name(dtype)}")
+        raise InvalidInput(f"{name}: dtype {_dtype_name(tensor.dtype)}, "
+                           f"expected {_dtype_name(dtype)}")
     try:
         return unpack(tensor.data, tensor.shape, _DTYPES[dtype])
     except ValueError as err:
         raise InvalidInput(f"{name}: {err}") from None
+
+
+def _dtype_name(code: int) -> str:
+    """Name of a ``Tensor.DType`` code; proto3 enums are open, so a client may send any int."""
+    try:
+        return str(tensor_pb2.Tensor.DType.Name(code))
+    except ValueError:
+        return f"unknown code {code}"
 
 
 def observation_from_proto(msg: pb.Observation) -> Observation:

@@ -147,10 +147,14 @@ class Engine:
         return self._slots
 
     def set_models(self, **roles: OnnxRunner | None) -> ModelSlots:
-        """Atomically replace the ``active`` and/or ``shadow`` runner; returns the new slots."""
+        """Atomically replace the ``active`` and/or ``shadow`` runner; returns the new slots.
+
+        Each new model is listed in ``status`` (zero predictions) before it is in a slot, so a
+        caller that sees the role change also sees the model's statistics."""
         for runner in roles.values():
             if runner is not None:
                 self.task.check(runner.metadata)
+                self.scores.add_track(runner.version)
         with self._swap_lock:
             self._slots = replace(self._slots, **roles)
             return self._slots

@@ -29,7 +29,7 @@ class PreconditionFailed(DappError):
 
 
 class TooLarge(DappError):
-    """A chunk or a model larger than the configured limit."""
+    """Over a configured limit: chunk or model size, tracked UEs, a stream's message rate."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -38,3 +38,9 @@ class AlreadyExists(DappError):
     """A model version installed with a different digest."""
 
     code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Cancelled(DappError):
+    """The client went away in the middle of a call (e.g. a cancelled upload)."""
+
+    code = grpc.StatusCode.CANCELLED

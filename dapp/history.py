@@ -3,7 +3,9 @@
 Each tracked UE owns a ring of ``capacity`` estimates complex64 ``[antenna, rb]`` with their slot
 numbers (consecutive SRS occasions). Memory is bounded by ``max_ues x capacity x antenna x rb x
 8`` bytes (std, 512 UEs x 40 steps: 250 MB); a UE idle for ``idle_timeout_s`` is evicted on the
-next update, and the least recently seen UE makes room when ``max_ues`` is reached.
+next update. When ``max_ues`` UEs are tracked, a new UE is refused (``TooLarge``, gRPC
+RESOURCE_EXHAUSTED) and the tracked ones keep being served: evicting a live UE instead would
+let one misbehaving client (fresh UE ids in a loop) knock every other UE out of service.
 
 Thread safety: the UE table has one lock (lookup, insert, evict); each UE has its own lock for
 its ring, so streams of different UEs never wait on each other's copies.
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from csi.layout import CHANNEL_DTYPE
-from dapp.errors import InvalidInput, PreconditionFailed
+from dapp.errors import InvalidInput, PreconditionFailed, TooLarge
 from dapp.scoring import Pending
 
 DEFAULT_GROUP = "default"
@@ -95,12 +97,14 @@ class HistoryStore:
         self._ues: OrderedDict[str, UeHistory] = OrderedDict()     # least recently seen first
         self._lock = threading.Lock()
         self.evicted = 0
+        self.refused = 0
 
     def __len__(self) -> int:
         return len(self._ues)
 
     def start(self, ue_id: str, group: str, steps: np.ndarray, slot: int) -> UeHistory:
-        """(Re)start ``ue_id`` with ``steps`` ``[time, a, r]`` whose newest step is ``slot``."""
+        """(Re)start ``ue_id`` with ``steps`` ``[time, a, r]`` whose newest step is ``slot``;
+        ``TooLarge`` for a new UE when ``max_ues`` are tracked."""
         if steps.ndim != 3 or steps.shape[0] < 1:
             raise InvalidInput(f"history must be [time>=1, antenna, rb], got {steps.shape}")
         with self._lock:
@@ -109,8 +113,10 @@ class HistoryStore:
             ue = self._ues.pop(ue_id, None)
             if ue is None:
                 if len(self._ues) >= self.max_ues:
-                    self._ues.popitem(last=False)
-                    self.evicted += 1
+                    self.refused += 1
+                    raise TooLarge(f"cannot track UE {ue_id!r:.40}: {self.max_ues} UEs are "
+                                   f"tracked already (UEs idle for {self.idle_timeout_s:g} s "
+                                   "are evicted)")
                 ring = np.zeros((self.capacity, self.n_ant, self.n_rb), CHANNEL_DTYPE)
                 ue = UeHistory(ue_id, group, ring)
             ue.group, ue.last_seen = group, now

@@ -5,6 +5,9 @@ received and verified without any lock; the role change (slot swap + ``state.jso
 one lock, so control operations are serialised and the persisted state always matches what is
 served. A model is loaded (ONNX Runtime session, metadata checked against the task, warm-up) before
 it is installed or given a role, so a model that does not load never replaces a working one.
+With verification keys (``dapp.verify``), the signature is checked on the header before any byte
+is stored, and every stored model is checked again when it is loaded from disk (restart,
+rollback). An upload that fails or is cancelled midway is deleted from the staging area.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from dapp.limits import MAX_BATCH, MAX_CHUNK_BYTES, MAX_MODEL_BYTES
 from dapp.messages import DeployResult, Versions
 from dapp.runner import OnnxRunner
 from dapp.store import ModelStore, StoreState, Upload
+from dapp.verify import ModelVerifier
+from kdran.signing import Signature
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ class DeploySpec:
     mode: str
     total_size: int
     card_json: str = ""
+    signature: bytes = b""
+    signing_key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,10 @@ class ModelManager:
     def __init__(self, engine: Engine, store: ModelStore,
                  runner_options: RunnerOptions | None = None,
                  max_chunk_bytes: int = MAX_CHUNK_BYTES,
-                 max_model_bytes: int = MAX_MODEL_BYTES) -> None:
+                 max_model_bytes: int = MAX_MODEL_BYTES,
+                 verifier: ModelVerifier | None = None) -> None:
         self.engine, self.store = engine, store
+        self.verifier = verifier or ModelVerifier()
         self.runner_options = runner_options or RunnerOptions()
         self.max_chunk_bytes, self.max_model_bytes = max_chunk_bytes, max_model_bytes
         self._lock = threading.Lock()
@@ -68,7 +77,8 @@ class ModelManager:
     def deploy(self, spec: DeploySpec, chunks: Iterable[bytes]) -> DeployResult:
         """Receive ``chunks`` (the bytes of model.onnx), verify, load, install, assign a role."""
         self._check_spec(spec)
-        card = parse_card(spec.card_json)
+        parse_card(spec.card_json)
+        signature = self._check_signature(spec)
         upload = self.store.begin_upload()
         try:
             self._receive(upload, spec, chunks)
@@ -82,7 +92,8 @@ class ModelManager:
                     raise AlreadyExists(f"version {spec.version} is installed with sha256 "
                                         f"{existing.sha256}, not {spec.sha256}")
                 if existing is None:
-                    self.store.commit(upload, spec.version, card)
+                    self.store.commit(upload, spec.version, spec.card_json,
+                                      signature.to_json() if signature else "")
                 runner.path = self.store.path(spec.version) / "model.onnx"
                 self._assign(spec.mode, runner)
                 versions = self.versions()
@@ -138,7 +149,9 @@ class ModelManager:
 
     def restore(self, seed: Path | None = None) -> Versions:
         """Load the persisted roles (last known good active, then older ones if it fails to
-        load); with no usable active model, install ``seed`` (an artifact directory) as active."""
+        load or verify); with no usable active model, install ``seed`` (an artifact directory)
+        as active. A seed that does not load or verify is logged and the dApp starts without a
+        model (AR fallback) rather than not at all."""
         with self._lock:
             state = self.store.read_state()
             stack = [v for v in (*state.previous, state.active) if v]
@@ -148,7 +161,7 @@ class ModelManager:
                 active = self._try_load_installed(version)
             shadow = self._try_load_installed(state.shadow) if state.shadow else None
             if active is None and seed is not None:
-                active = self._install_seed(seed)
+                active = self._try_install_seed(seed)
             self.engine.set_models(active=active, shadow=shadow)
             self._persist(active=active.version if active else None,
                           shadow=shadow.version if shadow else None, previous=stack)
@@ -170,6 +183,14 @@ class ModelManager:
         active = self.engine.slots.active
         if spec.mode == "shadow" and active is not None and active.version == spec.version:
             raise PreconditionFailed(f"version {spec.version} is already active")
+
+    def _check_signature(self, spec: DeploySpec) -> Signature | None:
+        try:
+            return self.verifier.check_upload(spec.sha256, spec.card_json, spec.signing_key_id,
+                                              spec.signature)
+        except DappError:
+            self._failed("signature")
+            raise
 
     def _receive(self, upload: Upload, spec: DeploySpec, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
@@ -212,7 +233,15 @@ class ModelManager:
         if artifact is None:
             self._failed("missing")
             raise PreconditionFailed(f"version {version} is not installed")
+        self._check_stored(artifact.directory)
         return self._load(artifact.model_path, expect_version=version)
+
+    def _check_stored(self, directory: Path) -> None:
+        try:
+            self.verifier.check_artifact(directory)
+        except DappError:
+            self._failed("signature")
+            raise
 
     def _try_load_installed(self, version: str) -> OnnxRunner | None:
         try:
@@ -221,8 +250,17 @@ class ModelManager:
             log.error("cannot restore model %s: %s", version, err)
             return None
 
+    def _try_install_seed(self, seed: Path) -> OnnxRunner | None:
+        try:
+            return self._install_seed(seed)
+        except DappError as err:
+            log.error("cannot serve the seed model %s: %s (answering with the fallback)", seed,
+                      err)
+            return None
+
     def _install_seed(self, seed: Path) -> OnnxRunner:
         artifact: ModelArtifact = load_artifact(seed)
+        self._check_stored(seed)
         runner = self._load(artifact.model_path)
         version = check_version(runner.version)
         if self.store.installed(version) is None:

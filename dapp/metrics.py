@@ -26,7 +26,7 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 RECENT_LATENCIES = 10_000
 FALLBACK_REASONS = ("no_model", "model_error", "deadline")
 LOAD_FAILURE_REASONS = ("too_large", "size", "digest", "unfit", "invalid_model",
-                        "version_mismatch", "missing")
+                        "version_mismatch", "missing", "signature")
 
 
 @dataclass(frozen=True)

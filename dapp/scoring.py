@@ -123,6 +123,12 @@ class ScoreBook:
                 if p.served:
                     self._group(p.group).nmse.add(k, float(value))
 
+    def add_track(self, track: str) -> None:
+        """Make ``track`` known (zero predictions) so that status lists a model from its load
+        on, not from its first prediction."""
+        with self.lock:
+            self._track(track)
+
     def track_summaries(self) -> dict[str, NmseSummary]:
         """Summary per track."""
         with self.lock:

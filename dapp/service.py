@@ -4,6 +4,8 @@ Thin adapters: decode the request (``dapp.convert``), call the ``Engine`` / ``Mo
 encode the answer. A ``DappError`` becomes ``context.abort(error.code, message)``; it ends only
 the offending call (a stream ends at the bad message), everything else keeps being served.
 Latency is measured from the decoded request to the encoded answer (per message on a stream).
+Per-client limits (``dapp.limits.ServiceLimits``): each ``Observe`` stream has a token bucket,
+``ExportRecentCsi`` is bounded in sequences and bytes.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ import grpc
 
 from dapp import convert
 from dapp.engine import Engine
-from dapp.errors import DappError, InvalidInput
-from dapp.limits import MAX_BATCH
+from dapp.errors import Cancelled, DappError, InvalidInput, TooLarge
+from dapp.limits import MAX_BATCH, ServiceLimits
 from dapp.manager import DeploySpec, ModelManager
 from dapp.metrics import DappMetrics
+from dapp.ratelimit import TokenBucket
 from kdran.v1 import model_manager_pb2 as mm
 from kdran.v1 import model_manager_pb2_grpc as mm_grpc
 from kdran.v1 import predictor_pb2 as pb
 from kdran.v1 import predictor_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
-DEFAULT_EXPORT_LIMIT = 10_000
 
 
 def _abort(context: grpc.ServicerContext, err: DappError) -> NoReturn:
@@ -51,13 +53,20 @@ def _deadline_at(context: grpc.ServicerContext) -> float | None:
 class PredictorService(pb_grpc.ChannelPredictorServicer):
     """Data plane on top of an ``Engine``."""
 
-    def __init__(self, engine: Engine, metrics: DappMetrics, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, engine: Engine, metrics: DappMetrics, max_batch: int = MAX_BATCH,
+                 limits: ServiceLimits | None = None) -> None:
         self.engine, self.metrics, self.max_batch = engine, metrics, max_batch
+        self.limits = limits or ServiceLimits()
 
     def Observe(self, request_iterator: Iterator[pb.Observation],
                 context: grpc.ServicerContext) -> Iterator[pb.Prediction]:
-        """One answer per observation, in order."""
+        """One answer per observation, in order; RESOURCE_EXHAUSTED past the stream's rate."""
+        rate, burst = self.limits.stream_rate, self.limits.stream_burst
+        bucket = TokenBucket(rate, burst) if rate > 0 else None
         for msg in request_iterator:
+            if bucket is not None and not bucket.take():
+                _abort(context, TooLarge(f"stream exceeds its rate limit of {rate:g} "
+                                         f"observations/s (burst {burst})"))
             t0 = time.perf_counter()
             reply = _guarded(context, functools.partial(self._observe_one, msg, context))
             self.metrics.observe_latency("Observe", time.perf_counter() - t0)
@@ -105,8 +114,9 @@ class ModelManagerService(mm_grpc.ModelManagerServicer):
     """Control plane on top of a ``ModelManager``."""
 
     def __init__(self, manager: ModelManager, metrics: DappMetrics,
-                 export_limit: int = DEFAULT_EXPORT_LIMIT) -> None:
-        self.manager, self.metrics, self.export_limit = manager, metrics, export_limit
+                 limits: ServiceLimits | None = None) -> None:
+        self.manager, self.metrics = manager, metrics
+        self.limits = limits or ServiceLimits()
 
     def DeployModel(self, request_iterator: Iterator[mm.DeployRequest],
                     context: grpc.ServicerContext) -> mm.DeployResponse:
@@ -119,7 +129,7 @@ class ModelManagerService(mm_grpc.ModelManagerServicer):
             if h.mode not in convert.MODE_NAMES:
                 raise InvalidInput("header.mode must be SHADOW or ACTIVE")
             spec = DeploySpec(h.version, h.sha256, convert.MODE_NAMES[h.mode], h.total_size,
-                              h.card_json)
+                              h.card_json, h.signature, h.signing_key_id)
             result = self.manager.deploy(spec, _chunks(request_iterator))
             return mm.DeployResponse(version=result.version, mode=h.mode, sha256=result.sha256,
                                      size_bytes=result.size_bytes, load_ms=result.load_ms,
@@ -172,19 +182,20 @@ class ModelManagerService(mm_grpc.ModelManagerServicer):
 
     def ExportRecentCsi(self, request: mm.ExportRecentCsiRequest,
                         context: grpc.ServicerContext) -> Iterator[mm.CsiSequence]:
-        """Recent per-UE sequences, newest first, bounded."""
-        limit = min(request.max_sequences or self.export_limit, self.export_limit)
+        """Recent per-UE sequences, newest first, bounded in count and payload bytes."""
+        cap = self.limits.export_sequences
+        limit = min(request.max_sequences or cap, cap)
         length = request.sequence_length
-        sent = 0
+        sent = sent_bytes = 0
         for ue_id, group, first_slot, steps in self.manager.engine.history.snapshot(
                 request.ue_group):
             for start in _window_starts(len(steps), length):
-                if sent >= limit:
-                    return
                 window = steps[start:start + (length or len(steps))]
+                if sent >= limit or sent_bytes + window.nbytes > self.limits.export_bytes:
+                    return
                 yield mm.CsiSequence(ue_id=ue_id, ue_group=group, first_slot=first_slot + start,
                                      channel=convert.to_tensor(window))
-                sent += 1
+                sent, sent_bytes = sent + 1, sent_bytes + window.nbytes
 
 
 def _window_starts(steps: int, length: int) -> Iterable[int]:
@@ -196,7 +207,11 @@ def _window_starts(steps: int, length: int) -> Iterable[int]:
 
 
 def _chunks(requests: Iterator[mm.DeployRequest]) -> Iterator[bytes]:
-    for msg in requests:
-        if msg.WhichOneof("part") != "chunk":
-            raise InvalidInput("only the first DeployRequest may carry a header")
-        yield msg.chunk
+    """The chunk bytes; a client that cancels midway raises ``Cancelled`` in the consumer."""
+    try:
+        for msg in requests:
+            if msg.WhichOneof("part") != "chunk":
+                raise InvalidInput("only the first DeployRequest may carry a header")
+            yield msg.chunk
+    except grpc.RpcError:           # the request iterator's way of saying the call was cancelled
+        raise Cancelled("the upload was cancelled by the client") from None

@@ -2,7 +2,7 @@
 
 Layout under the state directory::
 
-    models/<version>/{model.onnx, card.json, SHA256SUMS}   installed artifacts
+    models/<version>/{model.onnx, card.json, SHA256SUMS[, SIGNATURE]}   installed artifacts
     incoming/<random>/model.onnx                           uploads in progress
     state.json   {"active": v | null, "shadow": v | null, "previous": [v, ...]}
 
@@ -23,7 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dapp.artifact import ModelArtifact, check_version, load_artifact, write_artifact
+from dapp.artifact import (
+    CARD_FILE,
+    ModelArtifact,
+    check_version,
+    load_artifact,
+    write_artifact_files,
+)
+from kdran.signing import SIGNATURE_FILE
 
 STATE_FILE = "state.json"
 MAX_PREVIOUS = 3
@@ -124,17 +131,28 @@ class ModelStore:
         upload.file.close()
         shutil.rmtree(upload.directory, ignore_errors=True)
 
-    def commit(self, upload: Upload, version: str, card: dict[str, Any]) -> ModelArtifact:
-        """Complete the staged artifact and move it to ``models/<version>`` in one rename."""
+    def commit(self, upload: Upload, version: str, card: str,
+               signature: str = "") -> ModelArtifact:
+        """Complete the staged artifact (card text verbatim, ``SIGNATURE`` file text when
+        signed) and move it to ``models/<version>`` in one rename."""
         upload.finish()
-        artifact = write_artifact(upload.directory, upload.path, card)
+        artifact = write_artifact_files(upload.directory, upload.path, card, signature)
         target = self.path(version)
         os.rename(upload.directory, target)
         return ModelArtifact(target, artifact.sha256, artifact.card)
 
     def install_copy(self, source: ModelArtifact, version: str) -> ModelArtifact:
-        """Copy an artifact directory (e.g. ``--model DIR``) into the store as ``version``."""
+        """Copy an artifact directory (e.g. ``--model DIR``) into the store as ``version``,
+        with its card and signature unchanged."""
         upload = self.begin_upload()
-        with source.model_path.open("rb") as f:
-            shutil.copyfileobj(f, upload.file)
-        return self.commit(upload, version, source.card)
+        try:
+            with source.model_path.open("rb") as f:
+                shutil.copyfileobj(f, upload.file)
+            return self.commit(upload, version, _text_or_empty(source.directory / CARD_FILE),
+                               _text_or_empty(source.directory / SIGNATURE_FILE))
+        finally:
+            self.discard(upload)
+
+
+def _text_or_empty(path: Path) -> str:
+    return path.read_bytes().decode() if path.is_file() else ""

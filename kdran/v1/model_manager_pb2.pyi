@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DeployHeader(_message.Message):
-    __slots__ = ("version", "sha256", "mode", "total_size", "card_json")
+    __slots__ = ("version", "sha256", "mode", "total_size", "card_json", "signature", "signing_key_id")
     class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         MODE_UNSPECIFIED: _ClassVar[DeployHeader.Mode]
@@ -23,12 +23,16 @@ class DeployHeader(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     version: str
     sha256: str
     mode: DeployHeader.Mode
     total_size: int
     card_json: str
-    def __init__(self, version: _Optional[str] = ..., sha256: _Optional[str] = ..., mode: _Optional[_Union[DeployHeader.Mode, str]] = ..., total_size: _Optional[int] = ..., card_json: _Optional[str] = ...) -> None: ...
+    signature: bytes
+    signing_key_id: str
+    def __init__(self, version: _Optional[str] = ..., sha256: _Optional[str] = ..., mode: _Optional[_Union[DeployHeader.Mode, str]] = ..., total_size: _Optional[int] = ..., card_json: _Optional[str] = ..., signature: _Optional[bytes] = ..., signing_key_id: _Optional[str] = ...) -> None: ...
 
 class DeployRequest(_message.Message):
     __slots__ = ("header", "chunk")

@@ -76,7 +76,9 @@ class ModelManagerServicer:
         (FAILED_PRECONDITION on mismatch), loads and validates the model, installs it
         atomically under its state directory and puts it in the requested role. Deploying a version
         that is installed with the same digest is a no-op that still sets the role; the same version
-        with another digest is ALREADY_EXISTS.
+        with another digest is ALREADY_EXISTS. With verification keys configured, an unsigned or
+        wrongly signed upload is FAILED_PRECONDITION (see DeployHeader.signature). An upload that
+        fails or is cancelled midway leaves nothing on the dApp's disk.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,7 +115,8 @@ class ModelManagerServicer:
 
     def ExportRecentCsi(self, request, context):
         """Server stream of recent per-UE observation sequences from the history buffers, newest
-        first, at most min(max_sequences, the server's limit) messages.
+        first, at most min(max_sequences, the server's limit) messages, and ending before the
+        payload would pass the server's export byte limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,7 +59,9 @@ class ChannelPredictorServicer:
         order. The dApp keeps each UE's recent history (bounded ring buffer, idle UEs evicted)
         and scores each earlier prediction when the SRS of its slot arrives (online NMSE).
         Errors (INVALID_ARGUMENT for a bad tensor, FAILED_PRECONDITION for an `srs` delta of an
-        unknown UE) end this stream only; other streams keep being served.
+        unknown UE, RESOURCE_EXHAUSTED for a new UE when the dApp already tracks its maximum number
+        of UEs, or when this stream sends faster than its rate limit, a token bucket of
+        observations/s) end this stream only; other streams keep being served.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

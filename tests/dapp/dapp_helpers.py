@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -38,10 +38,12 @@ def write_test_artifact(directory: Path, kind: str, version: str,
 
 
 def start_dapp(state_dir: Path, seed: Path | None = None, uds: str = "",
-               engine_config: EngineConfig | None = None) -> DappServer:
-    """A started tiny-preset dApp on an ephemeral localhost port."""
+               engine_config: EngineConfig | None = None, **server: Any) -> DappServer:
+    """A started tiny-preset dApp on an ephemeral localhost port; ``server`` holds further
+    ``ServerConfig`` fields (limits, tls, verify_keys)."""
     dapp = build_dapp(TINY, state_dir, seed, engine_config,
-                      server_config=ServerConfig(listen="127.0.0.1:0", uds=uds, max_workers=24))
+                      server_config=ServerConfig(listen="127.0.0.1:0", uds=uds, max_workers=24,
+                                                 **server))
     dapp.start()
     return dapp
 

@@ -7,7 +7,7 @@ import pytest
 from dapp_helpers import doppler_channels
 
 from csi.metrics import nmse_per_sample, to_db
-from dapp.errors import InvalidInput, PreconditionFailed
+from dapp.errors import InvalidInput, PreconditionFailed, TooLarge
 from dapp.history import HistoryStore
 from dapp.scoring import Pending, ScoreBook
 
@@ -49,20 +49,22 @@ def test_gap_restarts_history_and_old_slot_is_refused() -> None:
     np.testing.assert_array_equal(ue.window(1), h[6:7])
 
 
-def test_idle_and_least_recent_ues_are_evicted() -> None:
+def test_full_store_refuses_new_ues_and_evicts_idle_ones() -> None:
     clock = FakeClock()
     store = _store(clock=clock)
     h = doppler_channels(1, 2)[0]
     for name in ("a", "b", "c"):
         store.start(name, "g", h, slot=1)
         clock.now += 1
-    store.get("a")                                        # a is now the most recent
-    store.start("d", "g", h, slot=1)                      # full: evicts b, the least recent
-    with pytest.raises(PreconditionFailed, match="unknown UE 'b'"):
-        store.get("b")
+    with pytest.raises(TooLarge, match="3 UEs are tracked already"):
+        store.start("d", "g", h, slot=1)                  # full: the new UE is refused ...
+    assert store.get("b").ue_id == "b" and store.refused == 1      # ... the others stay
+    store.start("a", "g", h, slot=1)                      # restarting a known UE is fine
+    with pytest.raises(PreconditionFailed, match="unknown UE 'd'"):
+        store.get("d")
     clock.now += 30                                       # everyone idle past 10 s
     store.start("e", "g", h, slot=1)
-    assert len(store) == 1 and store.evicted == 4
+    assert len(store) == 1 and store.evicted == 3
 
 
 def test_snapshot_lists_sequences_with_first_slot() -> None:
