@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 RIC_LIBS := ricsdl==3.1.3 ricxappframe==3.2.2
 
-.PHONY: demo test test-slow lint bench proto clean-venv help
+.PHONY: demo test test-slow lint bench fuzz proto clean-venv help
 
 help:
 	@echo "make demo       run the embedded closed loop (creates .venv on first use)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-slow  run the slow, std-size tests too"
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      accuracy benchmark of the baselines on the std test set"
+	@echo "make fuzz       atheris on the E2 decoders for FUZZ_SECONDS (default 600)"
 	@echo "make proto      regenerate the gRPC code in kdran/v1 from proto/"
 
 $(STAMP): pyproject.toml
@@ -44,6 +45,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	mkdir -p reports/bench
 	$(VENV)/bin/kdran bench accuracy --preset std --json reports/bench/accuracy.json $(ARGS)
+
+fuzz: $(STAMP)
+	mkdir -p .fuzz/e2-corpus reports/fuzz
+	KDRAN_FUZZ_SUMMARY=reports/fuzz/e2-summary.json $(PY) tests/fuzz/fuzz_e2.py \
+		-max_total_time=$${FUZZ_SECONDS:-600} -print_final_stats=1 \
+		-artifact_prefix=reports/fuzz/ .fuzz/e2-corpus
 
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. \

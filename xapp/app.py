@@ -9,8 +9,9 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from xapp.config import ConfigError, Controls, DappEndpoint, load_controls
+from xapp.config import ConfigError, Controls, DappEndpoint, TlsConfig, load_controls
 from xapp.controller import Controller, DappHandle
 from xapp.jobs import JobLauncher
 from xapp.launch_local import LocalJobLauncher
@@ -31,12 +32,29 @@ def build_launcher(controls: Controls) -> JobLauncher:
     return KubernetesJobLauncher(jobs, controls.artifact_store, controls.model_signing)
 
 
-def grpc_dapp_factory(timeout_s: float) -> Callable[[DappEndpoint], DappHandle]:
-    """``DappClient`` per endpoint (imported lazily: gRPC stubs are not needed to import xapp)."""
+def client_tls(tls: TlsConfig) -> Any:
+    """``dapp.client.ClientTls`` for ``tls`` (None when TLS is off)."""
+    if not tls.enabled:
+        return None
+    from dapp.client import ClientTls
+
+    def path(value: str) -> Path | None:
+        return Path(value) if value else None
+
+    return ClientTls(ca=path(tls.ca_file), cert=path(tls.cert_file), key=path(tls.key_file),
+                     server_name=tls.server_name_override)
+
+
+def grpc_dapp_factory(timeout_s: float,
+                      default_tls: TlsConfig | None = None) -> Callable[[DappEndpoint], DappHandle]:
+    """``DappClient`` per endpoint with its TLS settings (``endpoint.tls``, else ``default_tls``);
+    imported lazily: gRPC stubs are not needed to import xapp."""
 
     def factory(endpoint: DappEndpoint) -> DappHandle:
         from dapp.client import DappClient
-        client: DappHandle = DappClient(endpoint.address, timeout_s=timeout_s)  # type: ignore[assignment]
+        tls = client_tls(endpoint.tls_for(default_tls or TlsConfig()))
+        client: DappHandle = DappClient(endpoint.address, timeout_s=timeout_s,  # type: ignore[assignment]
+                                        tls=tls)
         return client
 
     return factory
@@ -101,7 +119,8 @@ class XappApp:
         self.registry = Registry.open(open_sdl(redis_url), controls.registry.sdl_namespace)
         self.controller = Controller(
             controls, self.registry, launcher or build_launcher(controls),
-            dapp_factory or grpc_dapp_factory(controls.dapps.rpc_timeout_s), self.metrics)
+            dapp_factory or grpc_dapp_factory(controls.dapps.rpc_timeout_s, controls.dapps.tls),
+            self.metrics)
         self.controller.resume()
         self.on_subscription_response: SubscriptionCallback = lambda body: None
         port = controls.http.port if http_port is None else http_port
@@ -128,5 +147,6 @@ class XappApp:
         if self.watcher is not None:
             self.watcher.stop()
         self.rest.stop()
+        self.controller.close()
         self.registry.flush()
         decision("stopped")

@@ -1,4 +1,5 @@
-"""``kdran xapp run`` and ``kdran bench drift`` (registration only; nothing heavy at import)."""
+"""``kdran xapp run``, ``kdran bench drift`` and ``kdran bench flood`` (registration only;
+nothing heavy at import)."""
 
 from __future__ import annotations
 
@@ -95,8 +96,45 @@ def _run_ric(controls: Any, path: Path | None, subscriptions: Any) -> int:
     return 0
 
 
+def _flood(args: argparse.Namespace) -> int:
+    from xapp.flood import run_flood
+
+    result = run_flood(args.cells, args.seconds, args.period_s, args.churn, args.stream_idle_s)
+    r = result
+    print(f"{r.cells} cells at {r.period_s:g} s: {r.indications_per_s:.0f} indications/s "
+          f"sustained over {r.seconds:.1f} s (needed {r.needed_per_s:.0f}/s, headroom "
+          f"{r.headroom:.2f}x, "
+          f"{'keeps up' if r.keeps_up else f'falls behind {r.lag_s_per_s} s per s'})")
+    print(f"latency p50 {r.p50_us:.0f} µs p99 {r.p99_us:.0f} µs; RSS {r.rss_start_mb:.0f} → "
+          f"{r.rss_end_mb:.0f} MB; streams max {r.streams_max}, end {r.streams_end}, cells seen "
+          f"{r.cells_seen}, evicted {r.evicted}; decode failures {r.decode_failures}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r.to_dict(), indent=2) + "\n")
+    return 0
+
+
+def _register_flood(bench: argparse._SubParsersAction) -> None:
+    """``kdran bench flood``."""
+    parser = bench.add_parser(
+        "flood", help="the xApp's KPM path under a flood of cells (rate, latency, memory)",
+        description="Feed encoded E2SM-KPM RICindications of --cells cells (one per cell per "
+                    "--period-s) through the xApp controller's entry point as fast as possible "
+                    "for --seconds; report whether it keeps up, latency and memory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--cells", type=int, default=2000, help="cells reporting")
+    parser.add_argument("--seconds", type=float, default=20.0, help="wall-clock run time")
+    parser.add_argument("--period-s", type=float, default=1.0, help="report period per cell, s")
+    parser.add_argument("--churn", type=float, default=0.01,
+                        help="fraction of cells replaced by new cells per period")
+    parser.add_argument("--stream-idle-s", type=float, default=10.0,
+                        help="evict a cell's drift state after this long without a report "
+                             "(simulated s)")
+    parser.add_argument("--json", help="write the result object here")
+    parser.set_defaults(func=_flood)
+
+
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """``kdran xapp run``; ``kdran bench drift``."""
+    """``kdran xapp run``; ``kdran bench drift``; ``kdran bench flood``."""
     xapp_parser = commands.add_parser(
         "xapp", help="the near-RT RIC xApp: drift detection, re-distillation jobs, rollout",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -115,3 +153,4 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
                      help="HTTP port (default: controls.http.port, 8080)")
     run.set_defaults(func=_run)
     drift_bench.register(commands, bench)
+    _register_flood(bench)

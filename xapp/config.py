@@ -131,6 +131,10 @@ class DriftConfig:
     guards: GuardConfig = field(default_factory=GuardConfig)
     clear_after_reports: int = 30
     """A stream leaves the drift state after this many reports with no detector firing."""
+    stream_idle_s: float = 600.0
+    """A stream not heard from for this long is evicted (its detectors and gauges dropped)."""
+    max_streams: int = 50000
+    """At most this many streams are tracked; beyond it the least recently heard is evicted."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class PolicyConfig:
     backoff_initial_s: float = 300.0
     backoff_factor: float = 2.0
     backoff_max_s: float = 14400.0
+    max_retries: int = 2
+    """A failed job (error, deadline) is relaunched after its backoff at most this many times."""
     manual_trigger_enabled: bool = True
 
 
@@ -173,6 +179,12 @@ class JobsConfig:
     ttl_seconds_after_finished: int = 86400
     recent_csi_max_sequences: int = 4096
     recent_csi_max_age_s: float = 900.0
+    recent_csi_min_windows: int = 1
+    """Full-length windows the export needs before a job may start."""
+    recent_csi_wait_s: float = 120.0
+    """How long to keep asking the dApps for enough CSI (UEs that just restarted their history)
+    before giving up without counting a job failure."""
+    recent_csi_poll_s: float = 5.0
     gates: dict[str, Any] = field(default_factory=dict)
     """Gate thresholds passed verbatim to the job spec ({} = the job's defaults)."""
 
@@ -214,6 +226,20 @@ class RolloutConfig:
     rollback_degradation_db: float = 1.0
     rollback_watch_s: float = 900.0
     poll_interval_s: float = 5.0
+    shadow_listing_timeout_s: float = 30.0
+    """A freshly deployed shadow missing from ``GetStatus`` counts as 0 scored for this long."""
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """gRPC TLS to the dApps: the CA to trust ("" = system roots), the xApp's own certificate and
+    key for mutual TLS (both or neither), the name expected in the server certificate."""
+
+    enabled: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    server_name_override: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,17 +249,12 @@ class DappEndpoint:
     name: str
     address: str
     e2_node: str = ""
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    """This dApp's TLS settings; when not ``enabled``, ``dapps.tls`` applies."""
 
-
-@dataclass(frozen=True)
-class TlsConfig:
-    """gRPC TLS to the dApps."""
-
-    enabled: bool = False
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    server_name_override: str = ""
+    def tls_for(self, default: TlsConfig) -> TlsConfig:
+        """The TLS settings in force for this endpoint."""
+        return self.tls if self.tls.enabled else default
 
 
 @dataclass(frozen=True)
@@ -247,10 +268,16 @@ class DappsConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    """The xApp's HTTP server: health, metrics, subscription responses, manual trigger/skip."""
+    """The xApp's HTTP server: health, metrics, subscription responses, manual trigger/skip
+    (the last two need ``Authorization: Bearer <token>``)."""
 
     host: str = "0.0.0.0"
     port: int = 8080
+    token_file: str = ""
+    """File holding the bearer token of the state-changing endpoints (a mounted Secret)."""
+    token_env: str = ""
+    """Environment variable holding that token (used when ``token_file`` is ""). With neither,
+    the state-changing endpoints answer 403."""
 
 
 @dataclass(frozen=True)

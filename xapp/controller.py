@@ -4,9 +4,15 @@
 answers (``SubscriptionTable``), updates the per-cell gauges, runs drift detection, asks the
 policy, and on a launch runs the re-distillation pipeline in a worker thread:
 
-``exporting_csi`` (recent CSI from the group's dApps into the artifact store) → the job
-(``adapting`` … ``published``, from its phase lines) → registry entry → ``rollout`` (shadow,
-compare, promote/discard, canary watch) → policy cooldown or backoff.
+``exporting_csi`` (recent CSI from the group's dApps into the artifact store, waiting a bounded
+time for enough full-length windows) → the job (``adapting`` … ``published``, from its phase lines)
+→ registry entry → ``rollout`` (shadow, compare, promote/discard, canary watch) → policy cooldown or
+backoff.
+
+Faults: a job that fails (error or deadline) is retried automatically when its backoff ends, at
+most ``policy.max_retries`` times (each retry is a new job record with ``attempt`` and
+``retry_of``); a gates refusal is a verdict, not a fault, and is not retried; a job that found too
+little CSI ends as ``no_data`` and frees its group without backoff.
 
 Every step is a decision log line, a metric and a registry record.
 """
@@ -25,14 +31,14 @@ from typing import Any, Protocol
 
 from csi.presets import get_preset
 from xapp.config import Controls, DappEndpoint
-from xapp.csi_export import CsiSource, export_recent
+from xapp.csi_export import CsiSource, NoRecentCsi, export_when_ready
 from xapp.drift import DriftEvent, DriftMonitor, KpmSample, StreamKey
 from xapp.e2 import E2DecodeError, KpmReport, decode_indication
 from xapp.e2 import measurements as m
 from xapp.jobs import JobLauncher, JobResult, JobSpec
 from xapp.logs import decision
 from xapp.metrics import XappMetrics
-from xapp.policy import Policy
+from xapp.policy import Decision, GroupState, Policy
 from xapp.registry import JobRecord, ModelRecord, Registry
 from xapp.rollout import DappControl, Rollout, RolloutResult, RolloutTarget
 
@@ -118,6 +124,8 @@ class Controller:
         self._lock = threading.Lock()
         self._drift_lock = threading.Lock()
         self._workers: dict[str, threading.Thread] = {}
+        self._retries: dict[str, threading.Timer] = {}
+        """Scheduled retries by the failed job's id."""
         self._dapps: dict[str, DappHandle] = {}
 
     # -- configuration -------------------------------------------------------------------------
@@ -141,9 +149,10 @@ class Controller:
         now = self.clock()
         for job in self.registry.jobs():
             if not job.outcome:
-                self.registry.update_job(job.job_id, outcome="failed",
-                                         reason="interrupted by an xApp restart")
-                self.policy.finished(job.group, job.job_id, False, now)
+                job = self.registry.update_job(job.job_id, outcome="failed",
+                                               reason="interrupted by an xApp restart")
+                state = self.policy.finished(job.group, job.job_id, False, now)
+                self._maybe_retry(job, job.group.split("/")[0], state)
                 interrupted.append(job.job_id)
         for endpoint in self.controls.dapps.endpoints:
             roles = self.registry.dapp_roles(endpoint.name)
@@ -185,9 +194,15 @@ class Controller:
         if sample.fallback_ratio is not None:
             self.metrics.cell_fallback_ratio.labels(cell=label).set(sample.fallback_ratio)
         with self._drift_lock:
-            events = self.drift.observe(sample)
+            now = self.clock()
+            events = self.drift.observe(sample, now)
             in_drift = self.drift.streams[sample.key].in_drift
+            evicted = self.drift.evict(now)
         self.metrics.drift_state.labels(cell=label).set(1 if in_drift else 0)
+        if evicted:
+            self.metrics.forget_cells([key.label for key in evicted])
+            log.debug("streams evicted", extra={"fields": {"count": len(evicted),
+                                                           "first": evicted[0].label}})
         for event in events:
             self.metrics.drift_events.labels(cell=label, detector=event.detector).inc()
             decision("drift", cell=sample.key.cell, ue_group=sample.key.ue_group,
@@ -220,32 +235,92 @@ class Controller:
     # -- triggering ------------------------------------------------------------------------------
     def trigger(self, group: str, e2_node: str, reason: str, manual: bool = False) -> str | None:
         """Ask the policy; on launch start the pipeline thread. Returns the job id or None."""
+        return self._launch(group, e2_node, reason, manual)[0]
+
+    def _launch(self, group: str, e2_node: str, reason: str, manual: bool = False,
+                retry_of: str = "", attempt: int = 1) -> tuple[str | None, Decision]:
+        """``trigger`` with the policy's verdict, for first runs and retries."""
         with self._lock:
-            verdict = self.policy.decide(group, self.clock(), manual=manual)
+            verdict = self.policy.decide(group, self.clock(), manual=manual, retry=bool(retry_of))
             if not verdict.launch:
-                return None
+                return None, verdict
             now = self.clock()
             job_id = new_id(now)
             self.policy.started(group, job_id)
             self.registry.put_job(JobRecord(job_id, group, "manual" if manual else reason, now,
-                                            phases={"pending": now}))
+                                            phases={"pending": now}, attempt=attempt,
+                                            retry_of=retry_of))
             self.metrics.jobs.move(None, "pending")
             worker = threading.Thread(target=self._pipeline, args=(job_id, group, e2_node),
                                       name=f"job-{job_id}", daemon=True)
             self._workers[job_id] = worker
             worker.start()
-        return job_id
+        return job_id, verdict
 
     def skip(self, group: str, duration_s: float) -> None:
         """Manual skip: no drift-triggered job in ``group`` for ``duration_s``."""
         self.policy.skip(group, duration_s, self.clock())
 
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Join every pipeline thread (tests, shutdown); True if all ended in time."""
+    def wait_idle(self, timeout_s: float, retries: bool = False) -> bool:
+        """Join every pipeline thread (tests, shutdown) and, with ``retries``, every scheduled
+        retry and the jobs it starts; True if all ended in time."""
         deadline = time.monotonic() + timeout_s
-        for worker in list(self._workers.values()):
-            worker.join(max(0.0, deadline - time.monotonic()))
-        return not any(w.is_alive() for w in self._workers.values())
+        while True:
+            with self._lock:
+                busy: list[threading.Thread] = [w for w in self._workers.values() if w.is_alive()]
+                if retries:
+                    busy += [t for t in self._retries.values() if t.is_alive()]
+            if not busy:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            busy[0].join(min(left, 0.5))
+
+    def close(self) -> None:
+        """Cancel scheduled retries (shutdown); running jobs are left to finish or be resumed."""
+        with self._lock:
+            timers, self._retries = list(self._retries.values()), {}
+        for timer in timers:
+            timer.cancel()
+
+    # -- retries ---------------------------------------------------------------------------------
+    def _maybe_retry(self, job: JobRecord, e2_node: str, state: GroupState) -> None:
+        """Schedule a retry of failed ``job`` when its group's backoff ends (within
+        ``policy.max_retries``)."""
+        if job.outcome != "failed":
+            return
+        if job.attempt > self.controls.policy.max_retries:
+            decision("job_retries_exhausted", level=logging.WARNING, job_id=job.job_id,
+                     group=job.group, attempts=job.attempt)
+            return
+        delay = max(0.0, state.backoff_until - self.clock())
+        self._schedule_retry(job.job_id, job.group, e2_node, job.attempt + 1, delay)
+
+    def _schedule_retry(self, job_id: str, group: str, e2_node: str, attempt: int,
+                        delay_s: float) -> None:
+        timer = threading.Timer(delay_s, self._retry, (job_id, group, e2_node, attempt))
+        timer.name, timer.daemon = f"retry-{job_id}", True
+        with self._lock:
+            self._retries[job_id] = timer
+        decision("job_retry_scheduled", job_id=job_id, group=group, attempt=attempt,
+                 in_s=round(delay_s, 3))
+        timer.start()
+
+    def _retry(self, job_id: str, group: str, e2_node: str, attempt: int) -> None:
+        """Relaunch a failed job; a full global budget defers it, anything else drops it."""
+        new_id_, verdict = self._launch(group, e2_node, "retry", retry_of=job_id,
+                                        attempt=attempt)
+        with self._lock:
+            self._retries.pop(job_id, None)
+        if new_id_ is not None:
+            decision("job_retry", job_id=new_id_, retry_of=job_id, attempt=attempt)
+        elif verdict.reason == "budget":
+            self._schedule_retry(job_id, group, e2_node, attempt,
+                                 self.controls.policy.backoff_initial_s)
+        else:
+            decision("job_retry_dropped", job_id=job_id, group=group, attempt=attempt,
+                     reason=verdict.reason)
 
     # -- the pipeline ----------------------------------------------------------------------------
     def _phase(self, job_id: str, old: str, new: str) -> str:
@@ -281,6 +356,11 @@ class Controller:
                 phase = self._phase(job_id, phase, "rollout")
                 targets = [RolloutTarget(e.name, self.dapp_client(e)) for e in endpoints]
                 rollout = self._rollout().run(result.version, Path(result.artifact_dir), targets)
+        except NoRecentCsi as exc:  # not enough data yet: no failure, no backoff
+            result = JobResult(job_id, "no_data", str(exc))
+            decision("job_no_data", level=logging.WARNING, job_id=job_id, group=group,
+                     reason=str(exc), note="the group is free again; a later drift or manual "
+                                           "trigger starts a new job")
         except Exception as exc:  # the pipeline must always release its group
             log.exception("job pipeline failed", extra={"fields": {"job_id": job_id}})
             result = replace(result, outcome="failed", reason=f"{type(exc).__name__}: {exc}")
@@ -297,8 +377,9 @@ class Controller:
         root = Path(self.controls.artifact_store.path) / "jobs" / job_id
         preset = get_preset(jobs.preset)
         sources: dict[str, CsiSource] = {e.name: self.dapp_client(e) for e in endpoints}
-        data_hash, n = export_recent(sources, preset, jobs.recent_csi_max_sequences,
-                                     root / "data")
+        data_hash, n = export_when_ready(sources, preset, jobs.recent_csi_max_sequences,
+                                         root / "data", jobs.recent_csi_min_windows,
+                                         jobs.recent_csi_wait_s, jobs.recent_csi_poll_s)
         decision("csi_exported", job_id=job_id, windows=n, data_hash=data_hash)
         parent = self._active_version(endpoints[0]) if endpoints else ""
         parent_model = self.registry.model(parent) if parent else None
@@ -350,9 +431,13 @@ class Controller:
             changes["rollout"] = rollout.outcome
             if rollout.outcome == "promoted":
                 self._reset_drift(e2_node)
-        self.registry.update_job(job_id, **changes)
-        self.policy.finished(group, job_id, result.succeeded, self.clock())
+        job = self.registry.update_job(job_id, **changes)
         decision("job_finished", job_id=job_id, group=group, outcome=result.outcome,
                  reason=result.reason, version=result.version,
-                 rollout=rollout.outcome if rollout else None,
+                 rollout=rollout.outcome if rollout else None, attempt=job.attempt,
                  logs_tail=result.logs[-2000:] if not result.succeeded else None)
+        if result.outcome == "no_data":
+            self.policy.released(group, job_id)
+            return
+        state = self.policy.finished(group, job_id, result.succeeded, self.clock())
+        self._maybe_retry(job, e2_node, state)

@@ -10,7 +10,9 @@ noise, so ``snr_db`` is +inf (``ChannelSet.observed()`` adds nothing); ``scenari
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +21,7 @@ import numpy as np
 from csi.dataset import ChannelSet
 from csi.layout import CHANNEL_DTYPE
 from csi.presets import Preset
+from xapp.logs import decision
 
 
 class CsiRecordLike(Protocol):
@@ -84,3 +87,25 @@ def export_recent(sources: dict[str, CsiSource], preset: Preset, max_sequences: 
                           f"{sorted(sources)}, need {min_windows}")
     channel_set = to_channel_set(h, preset, ",".join(sorted(sources)))
     return channel_set.save(directory), len(channel_set)
+
+
+def export_when_ready(sources: dict[str, CsiSource], preset: Preset, max_sequences: int,
+                      directory: Path, min_windows: int, wait_s: float, poll_s: float,
+                      sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> tuple[str, int]:
+    """``export_recent``, asked again every ``poll_s`` seconds for at most ``wait_s`` seconds while
+    the dApps hold fewer than ``min_windows`` full-length windows (UEs whose history just
+    restarted have none yet). Raises ``NoRecentCsi`` when the wait ends without enough data."""
+    deadline = clock() + wait_s
+    attempt = 1
+    while True:
+        try:
+            return export_recent(sources, preset, max_sequences, directory, min_windows)
+        except NoRecentCsi as exc:
+            left = deadline - clock()
+            if left <= 0:
+                raise NoRecentCsi(f"{exc} after waiting {wait_s:g} s") from None
+            decision("csi_export_waiting", level=logging.INFO, attempt=attempt,
+                     reason=str(exc), retry_in_s=round(min(poll_s, left), 3))
+            sleep(min(poll_s, left))
+            attempt += 1

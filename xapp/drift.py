@@ -18,7 +18,7 @@ after a new model was promoted).
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -217,18 +217,42 @@ class StreamDetector:
 
 
 class DriftMonitor:
-    """One ``StreamDetector`` per stream, created on the stream's first report."""
+    """One ``StreamDetector`` per stream, created on the stream's first report.
+
+    Memory is bounded: ``streams`` is kept in order of last report, so ``evict`` drops, from the
+    least recently heard end, streams silent for ``stream_idle_s`` and any beyond
+    ``max_streams`` — O(1) per report amortised. Times are seconds on the caller's clock.
+    """
 
     def __init__(self, config: DriftConfig) -> None:
         self.config = config
-        self.streams: dict[StreamKey, StreamDetector] = {}
+        self.streams: OrderedDict[StreamKey, StreamDetector] = OrderedDict()
+        self._last_seen: dict[StreamKey, float] = {}
 
-    def observe(self, sample: KpmSample) -> list[DriftEvent]:
-        """Route ``sample`` to its stream's detector; return that stream's new detections."""
+    def observe(self, sample: KpmSample, now: float = 0.0) -> list[DriftEvent]:
+        """Route ``sample`` (received at ``now``) to its stream's detector; return that stream's
+        new detections."""
         stream = self.streams.get(sample.key)
         if stream is None:
             stream = self.streams[sample.key] = StreamDetector(sample.key, self.config)
+        else:
+            self.streams.move_to_end(sample.key)
+        self._last_seen[sample.key] = now
         return stream.update(sample)
+
+    def evict(self, now: float) -> list[StreamKey]:
+        """Drop streams not heard from since ``now - stream_idle_s`` and the least recently heard
+        beyond ``max_streams``; return their keys."""
+        evicted = []
+        idle_before = now - self.config.stream_idle_s
+        while self.streams:
+            key = next(iter(self.streams))
+            if len(self.streams) <= self.config.max_streams and \
+                    self._last_seen[key] >= idle_before:
+                break
+            del self.streams[key], self._last_seen[key]
+            evicted.append(key)
+        return evicted
 
     def reset(self, e2_node: str) -> None:
         """Reset every stream of ``e2_node`` (after a rollout changed the model it runs)."""
@@ -240,3 +264,4 @@ class DriftMonitor:
         """Apply new thresholds: streams restart with fresh detectors."""
         self.config = config
         self.streams.clear()
+        self._last_seen.clear()

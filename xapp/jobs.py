@@ -11,7 +11,8 @@ reason}``) into the output directory and, when every gate passed, the artifact (
 ``EXIT_GATES_FAILED`` (3) gates refused the model, anything else an error.
 
 Outcomes: ``succeeded`` (artifact published), ``gates_failed`` (the job ran, the candidate did not
-pass its gates; nothing published), ``failed`` (anything else, with a reason).
+pass its gates; nothing published), ``failed`` (anything else, with a reason), and, set by the
+xApp before launching, ``no_data`` (the dApps did not hold enough recent CSI yet; not a failure).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 PHASES = ("adapting", "distilling", "pruning", "exporting", "quantizing", "gates", "published",
           "failed")
 """Phases a job reports, in order."""
-OUTCOMES = ("succeeded", "failed", "gates_failed")
+OUTCOMES = ("succeeded", "failed", "gates_failed", "no_data")
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 EXIT_GATES_FAILED = 3

@@ -2,12 +2,15 @@
 
 stdout and stderr are merged and read line by line; ``phase=<name>`` lines drive the callback,
 the last ``LOG_TAIL_LINES`` lines are kept for the failure report. The deadline
-(``active_deadline_seconds``) is enforced: the process group is terminated, then killed.
+(``active_deadline_seconds``) is enforced on the whole process group the job leads (it runs in a
+session of its own, so children it forks go too): SIGTERM, then SIGKILL to whatever is left after a
+grace period.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,12 +29,13 @@ class LocalJobLauncher:
     """Runs ``command + ["--spec", spec_path]`` and waits for it, at most ``deadline_s``."""
 
     def __init__(self, command: Sequence[str], deadline_s: float,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, kill_grace_s: float = _KILL_GRACE_S) -> None:
         if not command:
             raise ValueError("the job command is empty")
         self.command = list(command)
         self.deadline_s = deadline_s
         self.env = env
+        self.kill_grace_s = kill_grace_s
         self._running: dict[str, subprocess.Popen[str]] = {}
         self._lock = threading.Lock()
 
@@ -49,7 +53,8 @@ class LocalJobLauncher:
             return JobResult(spec.job_id, "failed", f"cannot start {argv[0]}: {exc}")
         with self._lock:
             self._running[spec.job_id] = proc
-        timer = threading.Timer(self.deadline_s, self._stop, (proc,))
+        expired = threading.Event()
+        timer = threading.Timer(self.deadline_s, self._expire, (proc, expired))
         timer.daemon = True
         timer.start()
         phases: dict[str, float] = {}
@@ -67,12 +72,10 @@ class LocalJobLauncher:
             timer.cancel()
             with self._lock:
                 self._running.pop(spec.job_id, None)
-        elapsed = time.monotonic() - start
         failure = ""
         if code != 0:
             last = tail[-1] if tail else ""
-            failure = (f"deadline of {self.deadline_s:g} s exceeded"
-                       if elapsed >= self.deadline_s and code < 0
+            failure = (f"deadline of {self.deadline_s:g} s exceeded" if expired.is_set()
                        else f"exit code {code}: {last}")
         return read_result(spec, code == 0, phases, "\n".join(tail), failure, exit_code=code)
 
@@ -83,15 +86,18 @@ class LocalJobLauncher:
         if proc is not None:
             self._stop(proc)
 
-    @staticmethod
-    def _stop(proc: subprocess.Popen[str]) -> None:
-        """SIGTERM the process group, SIGKILL it after a grace period."""
-        if proc.poll() is not None:
-            return
+    def _expire(self, proc: subprocess.Popen[str], expired: threading.Event) -> None:
+        expired.set()
+        self._stop(proc)
+
+    def _stop(self, proc: subprocess.Popen[str]) -> None:
+        """SIGTERM the process group, wait for its leader at most a grace period, then SIGKILL
+        what is left of the group (children that ignore SIGTERM or outlive the leader)."""
         try:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(_KILL_GRACE_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
-            pass
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(self.kill_grace_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

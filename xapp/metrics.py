@@ -6,6 +6,7 @@ counters; ``/metrics`` serves ``exposition()``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -86,6 +87,13 @@ class XappMetrics:
         for role, version in roles.items():
             if version:
                 self.model_version.labels(dapp=dapp, version=version, role=role).set(1)
+
+    def forget_cells(self, labels: list[str]) -> None:
+        """Drop the per-cell gauge series of streams no longer tracked (evicted)."""
+        for gauge in (self.cell_nmse_db, self.cell_fallback_ratio, self.drift_state):
+            for label in labels:
+                with contextlib.suppress(KeyError):  # never set for this stream
+                    gauge.remove(label)
 
     @staticmethod
     def _series(gauge: Gauge) -> list[dict[str, str]]:

@@ -4,7 +4,9 @@ Per group (an E2 node, a cell or a UE group, per ``policy.group_by``): a cooldow
 job, exponential backoff after failed ones (``backoff_initial_s * backoff_factor**(failures-1)``,
 capped at ``backoff_max_s``), at most one job in flight, and a manual skip window. Globally: at most
 ``max_concurrent_jobs`` jobs in flight. A manual trigger bypasses cooldown, backoff and skip, never
-the one-in-flight rule or the budget.
+the one-in-flight rule or the budget; an automatic retry of a failed job (due when its backoff ends)
+bypasses only the backoff. A job that could not start for lack of data is ``released``: the group
+is free again with neither cooldown nor backoff.
 
 The state per group is a ``GroupState`` that the caller persists (the registry), so a restarted
 xApp keeps its cooldowns and backoffs. Times are UNIX seconds.
@@ -86,11 +88,13 @@ class Policy:
         """Jobs in flight over all groups."""
         return sum(1 for s in self.store.group_states().values() if s.job_id)
 
-    def decide(self, group: str, now: float, manual: bool = False) -> Decision:
-        """Whether a drift (or a manual trigger) in ``group`` may launch a job at ``now``."""
+    def decide(self, group: str, now: float, manual: bool = False,
+               retry: bool = False) -> Decision:
+        """Whether a drift, a manual trigger or a retry in ``group`` may launch a job at ``now``."""
         state = self._state(group)
-        result = self._evaluate(group, state, now, manual)
-        fields: dict[str, Any] = {"group": group, "manual": manual, "reason": result.reason}
+        result = self._evaluate(group, state, now, manual, retry)
+        fields: dict[str, Any] = {"group": group, "manual": manual, "retry": retry,
+                                  "reason": result.reason}
         if result.until:
             fields["until"] = result.until
         if result.launch:
@@ -101,7 +105,8 @@ class Policy:
                 self._on_suppress(result.reason)
         return result
 
-    def _evaluate(self, group: str, state: GroupState, now: float, manual: bool) -> Decision:
+    def _evaluate(self, group: str, state: GroupState, now: float, manual: bool,
+                  retry: bool) -> Decision:
         if manual and not self.config.manual_trigger_enabled:
             return Decision(group, "suppress", "disabled")
         if state.job_id:
@@ -110,11 +115,11 @@ class Policy:
             return Decision(group, "suppress", "budget")
         if not manual:
             for reason, until in (("manual_skip", state.skip_until),
-                                  ("backoff", state.backoff_until),
+                                  ("backoff", 0.0 if retry else state.backoff_until),
                                   ("cooldown", state.cooldown_until)):
                 if now < until:
                     return Decision(group, "suppress", reason, until)
-        return Decision(group, LAUNCH, "manual" if manual else "drift")
+        return Decision(group, LAUNCH, "manual" if manual else "retry" if retry else "drift")
 
     def started(self, group: str, job_id: str) -> None:
         """Record that ``job_id`` now runs for ``group``."""
@@ -137,6 +142,15 @@ class Policy:
         decision("policy_update", group=group, job_id=job_id, succeeded=succeeded,
                  failures=state.failures, cooldown_until=state.cooldown_until,
                  backoff_until=state.backoff_until)
+        return state
+
+    def released(self, group: str, job_id: str) -> GroupState:
+        """``job_id`` ended without running (no data yet): free the group, no cooldown, no
+        backoff, failure count unchanged."""
+        state = replace(self._state(group), job_id="")
+        self.store.put_group_state(group, state)
+        decision("policy_update", group=group, job_id=job_id, released=True,
+                 failures=state.failures)
         return state
 
     def skip(self, group: str, duration_s: float, now: float) -> GroupState:

@@ -11,9 +11,12 @@ Records, one SDL key each in the configured namespace:
 - ``dapp:<name>``: the roles of one dApp as last seen (active, shadow, previous).
 
 The registry keeps a copy of every record in memory and writes through to SDL. A write that SDL
-refuses because its backend is unreachable (Redis restarting) stays queued and is retried on the
-next write and on ``flush()``, so no state is lost across a Redis restart; ``pending`` says how
-many writes wait. ``Registry.open`` loads everything back, so a restarted xApp resumes.
+refuses because its backend is unreachable (Redis restarting) stays queued; while SDL is down,
+writes only queue (no caller waits on a dead connection: the KPM path and the job pipeline keep
+going) and a background thread retries every ``RETRY_INTERVAL_S``, as does ``flush()``, so no
+state is lost across a Redis restart; ``pending`` says how many writes wait. SDL I/O never runs
+under the lock that readers take. ``Registry.open`` loads everything back, so a restarted xApp
+resumes.
 
 Backends: real Redis when ``DBAAS_SERVICE_HOST`` (and ``DBAAS_SERVICE_PORT``) are set, which is
 how the RIC configures every xApp, or when ``open_sdl(redis_url=...)`` sets them; else ricsdl's
@@ -39,6 +42,8 @@ from xapp.policy import GroupState
 log = logging.getLogger("kdran.xapp.registry")
 
 MODEL_STATES = ("shadow", "active", "retired", "discarded")
+RETRY_INTERVAL_S = 1.0
+"""Seconds between attempts to flush queued writes while SDL is unreachable."""
 
 
 class Sdl(Protocol):
@@ -98,6 +103,10 @@ class JobRecord:
     version: str = ""
     rollout: str = ""
     """Rollout outcome of the model it produced (``promoted``/``discarded``/...)."""
+    attempt: int = 1
+    """1 for a first run; n for the (n-1)-th automatic retry."""
+    retry_of: str = ""
+    """The failed job this one retries ("" for a first run)."""
 
 
 def _from_dict(cls: type[Any], data: Mapping[str, Any]) -> Any:
@@ -111,9 +120,12 @@ class Registry:
         self._sdl = sdl
         self._ns = namespace
         self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        """One flusher at a time (keeps the queue's order); never held with ``_lock`` waiting."""
         self._cache: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, dict[str, Any]] = {}
         self._down_since = 0.0
+        self._retrier: threading.Thread | None = None
 
     @classmethod
     def open(cls, sdl: Sdl, namespace: str) -> Registry:
@@ -140,27 +152,54 @@ class Registry:
         with self._lock:
             self._cache[key] = value
             self._pending[key] = value
+            down = bool(self._down_since)
+        if not down:  # while SDL is down the retry thread flushes
             self.flush()
 
     def flush(self) -> bool:
         """Write queued records to SDL; True when none is left waiting."""
-        with self._lock:
-            while self._pending:
-                key, value = next(iter(self._pending.items()))
+        with self._flush_lock:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        break
+                    key, value = next(iter(self._pending.items()))
                 try:
                     self._sdl.set(self._ns, key, value)
                 except SdlException as exc:
-                    if not self._down_since:
-                        self._down_since = time.time()
-                        log.warning("SDL write failed; queued",
-                                    extra={"fields": {"key": key, "error": str(exc)}})
+                    self._went_down(key, exc)
                     return False
-                del self._pending[key]
-            if self._down_since:
-                log.info("SDL reachable again; queued writes flushed",
-                         extra={"fields": {"down_s": round(time.time() - self._down_since, 3)}})
-                self._down_since = 0.0
+                with self._lock:
+                    if self._pending.get(key) is value:  # not rewritten meanwhile
+                        del self._pending[key]
+            with self._lock:
+                if self._down_since:
+                    log.info("SDL reachable again; queued writes flushed",
+                             extra={"fields": {"down_s": round(time.time() - self._down_since,
+                                                               3)}})
+                    self._down_since = 0.0
             return True
+
+    def _went_down(self, key: str, exc: SdlException) -> None:
+        """Note the outage (logged once) and make sure the retry thread runs."""
+        with self._lock:
+            if not self._down_since:
+                self._down_since = time.time()
+                log.warning("SDL write failed; queued",
+                            extra={"fields": {"key": key, "error": str(exc)}})
+            if self._retrier is None or not self._retrier.is_alive():
+                self._retrier = threading.Thread(target=self._retry, name="sdl-retry",
+                                                 daemon=True)
+                self._retrier.start()
+
+    def _retry(self) -> None:
+        while True:
+            time.sleep(RETRY_INTERVAL_S)
+            with self._lock:
+                if not self._down_since:
+                    return
+            if self.flush():
+                return
 
     @property
     def pending(self) -> int:

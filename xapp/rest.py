@@ -13,6 +13,11 @@ manual trigger/skip API.
 - ``POST /kdran/v1/groups/<group>/skip`` (body ``{"duration_s": 3600}``): suppress drift
   triggers for the group (0 lifts the skip).
 - ``GET /kdran/v1/registry``: models, jobs and dApp roles as JSON.
+
+The trigger and skip endpoints change state and need ``Authorization: Bearer <token>``
+(``xapp.auth``): 401 without or with a wrong token, 403 while no token is configured. Health,
+metrics, the registry view and the subscription manager's callback stay open (the subscription
+manager sends no credentials).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from xapp.auth import AuthError, TokenAuth
 from xapp.controller import Controller
 
 log = logging.getLogger("kdran.xapp.rest")
@@ -84,12 +90,15 @@ class RestServer:
                                    for e in self.controller.controls.dapps.endpoints}}
         raise _Reply(404, {"error": f"no route GET {path}"})
 
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def post(self, path: str, body: dict[str, Any], authorization: str | None = None) -> \
+            tuple[int, Any]:
         if path == "/ric/v1/subscriptions/response":
             self.on_subscription_response(body)
             return 200, {}
         parts = path.strip("/").split("/")
-        if len(parts) == 5 and parts[:3] == ["kdran", "v1", "groups"]:
+        if len(parts) == 5 and parts[:3] == ["kdran", "v1", "groups"] \
+                and parts[4] in ("trigger", "skip"):
+            self._authorize(path, authorization)
             group = urllib.parse.unquote(parts[3])
             if parts[4] == "trigger":
                 return self._trigger(group, body)
@@ -101,6 +110,14 @@ class RestServer:
                 self.controller.skip(group, float(duration))
                 return 200, {"group": group, "skipped_for_s": duration}
         raise _Reply(404, {"error": f"no route POST {path}"})
+
+    def _authorize(self, path: str, authorization: str | None) -> None:
+        try:
+            TokenAuth.from_config(self.controller.controls.http).check(authorization)
+        except AuthError as exc:
+            log.warning("request refused", extra={"fields": {"path": path, "status": exc.status,
+                                                             "reason": exc.message}})
+            raise _Reply(exc.status, {"error": exc.message}) from None
 
     def _trigger(self, group: str, body: dict[str, Any]) -> tuple[int, Any]:
         e2_node = body.get("e2_node", group.split("/")[0])
@@ -125,6 +142,8 @@ class RestServer:
             def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
+                if status == 401:
+                    self.send_header("WWW-Authenticate", 'Bearer realm="kdran-xapp"')
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -144,7 +163,8 @@ class RestServer:
             def do_POST(self) -> None:
                 path = urllib.parse.urlparse(self.path).path
                 try:
-                    self._send(*server.post(path, self._body()))
+                    self._send(*server.post(path, self._body(),
+                                            self.headers.get("Authorization")))
                 except _Reply as reply:
                     self._send(reply.status, reply.body)
 

@@ -169,16 +169,30 @@ class Rollout:
 
     def _wait_scored(self, control: DappControl, version: str) -> \
             tuple[ModelStatsLike, ModelStatsLike | None]:
-        """Poll until the shadow ``version`` has enough scored predictions."""
-        deadline = self._clock() + self.config.shadow_timeout_s
+        """Poll until the shadow ``version`` has enough scored predictions.
+
+        A shadow that ``GetStatus`` does not list yet counts as 0 scored for
+        ``shadow_listing_timeout_s`` after the deploy (a dApp may list it only once it served);
+        after that it is an error (the model was dropped)."""
+        start = self._clock()
+        deadline = start + self.config.shadow_timeout_s
+        listing_deadline = start + self.config.shadow_listing_timeout_s
+        unlisted_polls = 0
         while True:
             status = control.status()
             shadow = _stats(status, "shadow", version)
             if shadow is None:
-                raise RolloutError(f"shadow {version} is not loaded on the dApp")
-            if shadow.scored >= self.config.min_scored_predictions:
+                if self._clock() >= min(listing_deadline, deadline):
+                    raise RolloutError(f"shadow {version} is not loaded on the dApp (not listed "
+                                       f"{self.config.shadow_listing_timeout_s:g} s after the "
+                                       "deploy)")
+                if unlisted_polls == 0:
+                    decision("rollout_shadow_unlisted", version=version, scored=0,
+                             wait_s=self.config.shadow_listing_timeout_s)
+                unlisted_polls += 1
+            elif shadow.scored >= self.config.min_scored_predictions:
                 return shadow, _stats(status, "active", "")
-            if self._clock() >= deadline:
+            if shadow is not None and self._clock() >= deadline:
                 raise RolloutError(f"shadow {version} got {shadow.scored} scored predictions in "
                                    f"{self.config.shadow_timeout_s:g} s, needs "
                                    f"{self.config.min_scored_predictions}")

@@ -6,7 +6,10 @@ Contract kept: ``phase=<name>`` lines on stdout; ``result.json`` in ``output_dir
 when published, ``artifact/`` with ``model.onnx``, ``card.json`` (``version``, ``data_hash``)
 and ``SHA256SUMS``; exit 0 published, 3 gates refused, 2 error. ``model.onnx`` is a placeholder
 byte string (the fake dApp in the tests does not load it). Behaviour from ``$FAKE_JOB_MODE``:
-``ok`` (default), ``fail`` (error after distilling), ``gates`` (a gate refuses), ``hang``.
+``ok`` (default), ``fail`` (error after distilling), ``gates`` (a gate refuses), ``hang``, or
+``hang_tree`` (forks a child that ignores SIGTERM, writes its pid to ``child.pid`` in the output
+directory, then hangs). A comma-separated list is a sequence over runs: run *n* (counted in the
+file ``$FAKE_JOB_COUNTER``) uses item *n*, the last item repeating.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +33,28 @@ def result(out: Path, **fields: object) -> None:
     (out / "result.json").write_text(json.dumps(fields))
 
 
+def pick_mode() -> str:
+    """This run's mode from ``$FAKE_JOB_MODE`` (and ``$FAKE_JOB_COUNTER`` for a sequence)."""
+    modes = os.environ.get("FAKE_JOB_MODE", "ok").split(",")
+    counter = os.environ.get("FAKE_JOB_COUNTER")
+    if not counter:
+        return modes[0]
+    path = Path(counter)
+    run = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(run + 1))
+    return modes[min(run, len(modes) - 1)]
+
+
+def hang_with_child(out: Path) -> None:
+    """Fork a SIGTERM-ignoring child in this process group, record its pid, and hang."""
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "child.pid").write_text(str(child.pid))
+    print(f"child={child.pid}", flush=True)
+    time.sleep(3600)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", required=True)
@@ -37,12 +63,14 @@ def main() -> int:
     if set(spec) - KNOWN:
         print(f"phase=failed unknown spec fields {sorted(set(spec) - KNOWN)}")
         return 2
-    mode = os.environ.get("FAKE_JOB_MODE", "ok")
+    mode = pick_mode()
     data = ChannelSet.load(Path(spec["data_dir"]))
     for phase in ("adapting", "distilling"):
         print(f"phase={phase}", flush=True)
     if mode == "hang":
         time.sleep(3600)
+    if mode == "hang_tree":
+        hang_with_child(out)
     if mode == "fail":
         reason = "FloatingPointError: distillation diverged (loss is NaN)"
         result(out, ok=False, reason=reason, artifact=None, gates=[], traceback="...")

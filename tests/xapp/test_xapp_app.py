@@ -22,12 +22,16 @@ from xapp.controller import Subscribed
 from xapp.launch_local import LocalJobLauncher
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN_ENV = "KDRAN_XAPP_TEST_TOKEN"
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def write_config(path: Path, cooldown_s: float, store: Path) -> None:
+def write_config(path: Path, cooldown_s: float, store: Path, **http: str) -> None:
     document = json.loads((ROOT / "config-file.json").read_text())
     controls = document["controls"]
     controls["policy"]["cooldown_s"] = cooldown_s
+    controls["http"].update(token_env=TOKEN_ENV, **http)
     controls["jobs"].update(launcher="local", preset="tiny")
     controls["artifact_store"]["path"] = str(store)
     controls["rollout"].update(min_scored_predictions=100, poll_interval_s=0.0,
@@ -38,7 +42,9 @@ def write_config(path: Path, cooldown_s: float, store: Path) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path, job_command: list[str]) -> Iterator[tuple[XappApp, str, Path]]:
+def app(tmp_path: Path, job_command: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[XappApp, str, Path]]:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
     config = tmp_path / "config-file.json"
     write_config(config, 1800, tmp_path / "store")
     controls, _ = load_controls(config)
@@ -68,24 +74,61 @@ def test_health_ready_metrics(app: tuple[XappApp, str, Path]) -> None:
 def test_manual_trigger_and_skip(app: tuple[XappApp, str, Path]) -> None:
     xapp, url, _ = app
     group = "gnb_001_001_00000001"
-    reply = requests.post(f"{url}/kdran/v1/groups/{group}/trigger", json={}, timeout=5)
+    reply = requests.post(f"{url}/kdran/v1/groups/{group}/trigger", json={}, headers=AUTH,
+                          timeout=5)
     assert reply.status_code == 202 and reply.json()["launched"]
     job_id = reply.json()["job_id"]
-    again = requests.post(f"{url}/kdran/v1/groups/{group}/trigger", json={}, timeout=5)
+    again = requests.post(f"{url}/kdran/v1/groups/{group}/trigger", json={}, headers=AUTH,
+                          timeout=5)
     assert again.status_code == 409 and again.json()["job_in_flight"] == job_id
     assert xapp.controller.wait_idle(30)
     registry = requests.get(f"{url}/kdran/v1/registry", timeout=5).json()
     assert [j["outcome"] for j in registry["jobs"]] == ["succeeded"]
     assert registry["models"][0]["states"] == {"du-1": "active"}
     skip = requests.post(f"{url}/kdran/v1/groups/{group}/skip", json={"duration_s": 600},
-                         timeout=5)
+                         headers=AUTH, timeout=5)
     assert skip.status_code == 200
     assert xapp.controller.policy.decide(group, time.time()).reason == "manual_skip"
     bad = requests.post(f"{url}/kdran/v1/groups/{group}/skip", json={"duration_s": "x"},
-                        timeout=5)
+                        headers=AUTH, timeout=5)
     assert bad.status_code == 400
     assert requests.post(f"{url}/kdran/v1/groups/{group}/skip", data=b"[1",
-                         timeout=5).status_code == 400
+                         headers=AUTH, timeout=5).status_code == 400
+
+
+def test_state_changing_endpoints_need_the_token(app: tuple[XappApp, str, Path],
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    xapp, url, config = app
+    trigger = f"{url}/kdran/v1/groups/gnb_001_001_00000001/trigger"
+    skip = f"{url}/kdran/v1/groups/gnb_001_001_00000001/skip"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        reply = requests.post(trigger, json={}, headers=headers, timeout=5)
+        assert reply.status_code == 401, headers
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+    assert requests.post(skip, json={"duration_s": 5}, timeout=5).status_code == 401
+    assert xapp.controller.registry.jobs() == []  # nothing ran
+    # Health, metrics and the registry view stay open.
+    for path in ("/ric/v1/health/alive", "/metrics", "/kdran/v1/registry"):
+        assert requests.get(f"{url}{path}", timeout=5).status_code == 200
+    # No token configured: disabled (403 with the reason), not open.
+    monkeypatch.delenv(TOKEN_ENV)
+    refused = requests.post(skip, json={"duration_s": 5}, headers=AUTH, timeout=5)
+    assert refused.status_code == 403 and f"${TOKEN_ENV} is unset" in refused.json()["error"]
+    # A token file (a mounted Secret) wins over the variable and is re-read on rotation.
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    write_config(config, 1800, tmp_path / "store", token_file=str(token_file))
+    assert xapp.watcher is not None and xapp.watcher.check()
+    ok = requests.post(skip, json={"duration_s": 5}, timeout=5,
+                       headers={"Authorization": "Bearer from-file"})
+    assert ok.status_code == 200
+    token_file.write_text("rotated")
+    assert requests.post(skip, json={"duration_s": 5}, timeout=5,
+                         headers={"Authorization": "Bearer from-file"}).status_code == 401
+    token_file.unlink()
+    assert requests.post(skip, json={"duration_s": 5}, timeout=5,
+                         headers={"Authorization": "Bearer rotated"}).status_code == 403
 
 
 def test_subscription_response_reaches_callback(app: tuple[XappApp, str, Path]) -> None:
@@ -144,3 +187,24 @@ def test_ric_adapter_imports_with_librmr() -> None:
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "4560"
+
+
+def test_dapp_tls_per_endpoint_overrides_the_default(tmp_path: Path) -> None:
+    from xapp.app import client_tls
+    from xapp.config import DappEndpoint, TlsConfig
+    default = TlsConfig(enabled=True, ca_file=str(tmp_path / "ca.pem"))
+    own = TlsConfig(enabled=True, ca_file=str(tmp_path / "du2-ca.pem"),
+                    cert_file=str(tmp_path / "xapp.pem"), key_file=str(tmp_path / "xapp.key"),
+                    server_name_override="du-2.ran")
+    plain, special = DappEndpoint("du-1", "a:1"), DappEndpoint("du-2", "b:1", tls=own)
+    assert client_tls(plain.tls_for(TlsConfig())) is None  # TLS off unless configured
+    assert client_tls(plain.tls_for(default)).ca == tmp_path / "ca.pem"
+    tls = client_tls(special.tls_for(default))
+    assert (tls.ca, tls.cert, tls.key, tls.server_name) == (
+        tmp_path / "du2-ca.pem", tmp_path / "xapp.pem", tmp_path / "xapp.key", "du-2.ran")
+    assert tls.options() == [("grpc.ssl_target_name_override", "du-2.ran")]
+    with pytest.raises(ValueError, match="needs its key"):
+        client_tls(TlsConfig(enabled=True, cert_file="x.pem"))
+    controls, _ = parse_controls({"dapps": {"endpoints": [
+        {"name": "du-2", "address": "b:1", "tls": {"enabled": True, "ca_file": "/ca.pem"}}]}})
+    assert controls.dapps.endpoints[0].tls.ca_file == "/ca.pem"

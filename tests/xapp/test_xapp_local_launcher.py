@@ -47,6 +47,29 @@ def test_deadline_is_enforced(tmp_path: Path, job_command: list[str]) -> None:
     assert "phase=distilling" in result.logs
 
 
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, killed but not yet reaped by init, counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_deadline_kills_the_whole_process_group(tmp_path: Path, job_command: list[str]) -> None:
+    spec, path = job_spec(tmp_path)
+    launcher = LocalJobLauncher(job_command, 1.0, env={"FAKE_JOB_MODE": "hang_tree"},
+                                kill_grace_s=0.5)
+    result = launcher.run(spec, path, {}, lambda phase: None)
+    assert result.outcome == "failed" and result.reason == "deadline of 1 s exceeded"
+    child = int((tmp_path / "out" / "child.pid").read_text())
+    assert f"child={child}" in result.logs
+    deadline = time.monotonic() + 5
+    while alive(child):  # the child ignored SIGTERM; the group's SIGKILL got it
+        assert time.monotonic() < deadline, f"child {child} survived the deadline"
+        time.sleep(0.05)
+
+
 def test_missing_command_and_silent_exit(tmp_path: Path) -> None:
     spec, path = job_spec(tmp_path)
     missing = LocalJobLauncher(["/nonexistent/kdran"], 5).run(spec, path, {}, lambda p: None)

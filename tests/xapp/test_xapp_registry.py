@@ -17,7 +17,8 @@ from xapp.registry import JobRecord, ModelRecord, Registry, open_sdl
 def _no_dbaas_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """``open_sdl`` sets the DBAAS variables; keep them from leaking into other tests."""
     for name in ("DBAAS_SERVICE_HOST", "DBAAS_SERVICE_PORT"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so teardown restores the original (absent)
+        monkeypatch.delenv(name)
 
 
 def fill(registry: Registry) -> None:

@@ -50,7 +50,11 @@ class Record:
 @dataclass
 class FakeDapp:
     """``nmse_of(version)`` gives each model's online NMSE (dB); each ``status()`` call scores
-    ``scored_per_poll`` more predictions of every loaded model."""
+    ``scored_per_poll`` more predictions of every loaded model.
+
+    Faults: the first ``short_exports`` CSI exports hold only histories one step shorter than a
+    window (UEs that just restarted); the first ``unlisted_polls`` ``status()`` calls after a
+    deploy do not list the new shadow yet."""
 
     name: str
     active: str = "v0"
@@ -59,6 +63,10 @@ class FakeDapp:
     after_promotion_nmse_db: float | None = None
     scored_per_poll: int = 500
     fail_deploy: bool = False
+    short_exports: int = 0
+    unlisted_polls: int = 0
+    exports: int = 0
+    _unlisted_left: int = 0
     shadow: str = ""
     previous: str = ""
     scored: dict[str, int] = field(default_factory=dict)
@@ -74,6 +82,7 @@ class FakeDapp:
             assert (Path(directory) / "model.onnx").exists()
             self.deployed_dirs.append(Path(directory))
             self.shadow = version
+            self._unlisted_left = self.unlisted_polls
             self.nmse[version] = self.candidate_nmse_db
             self.scored[version] = 0
 
@@ -104,8 +113,10 @@ class FakeDapp:
     def status(self) -> Status:
         with self.lock:
             models = []
+            hide = self.shadow if self._unlisted_left > 0 else ""
+            self._unlisted_left = max(0, self._unlisted_left - 1)
             for role, version in (("active", self.active), ("shadow", self.shadow)):
-                if version:
+                if version and version != hide:
                     self.scored[version] = self.scored.get(version, 0) + self.scored_per_poll
                     models.append(Stats(version, role, self.scored[version], self.nmse[version]))
             return Status(self._versions(), models, predictions=sum(self.scored.values()))
@@ -114,7 +125,10 @@ class FakeDapp:
                           ue_group: str = "") -> Iterator[Record]:
         preset = get_preset("tiny")
         rng = np.random.default_rng(0)
+        with self.lock:
+            self.exports += 1
+            steps = preset.seq_len - 1 if self.exports <= self.short_exports else 3 * preset.seq_len
         for ue in range(4):
-            shape = (3 * preset.seq_len, preset.n_ant, preset.n_rb)
+            shape = (steps, preset.n_ant, preset.n_rb)
             channel = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
             yield Record(f"ue-{ue}", "g0", 1000, channel.astype(np.complex64))
