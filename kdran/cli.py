@@ -21,9 +21,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "distill.cli",
     "distill.bench_accuracy",
     "dapp.cli",
+    "kdran.keys",
     "xapp.e2.cli",
     "xapp.cli",
     "sim.cli",
+    "kdran.demo",
 )
 
 

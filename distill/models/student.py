@@ -1,0 +1,146 @@
+"""The student: a few-token transformer sized for sub-millisecond inference on one CPU core.
+
+Latency comes from the token count, so the student folds time into the token: one token per
+space-frequency patch (``patch_a`` antennas x ``patch_r`` RBs) carrying that patch's whole history
+(``history x patch_a x patch_r x 2`` values). At std that is 4 x 6 = 24 tokens, the same
+space-frequency grid as the teacher's, so attention relations of the two can be compared token for
+token (the teacher's are pooled over its time patches).
+
+Two heads:
+- channel head: per token, a linear map to its ``horizon`` future patch values, added to a learned
+  global linear predictor (``TemporalSkip``, initialised to outdated CSI; the head starts at zero,
+  so training starts from the outdated-CSI baseline);
+- beam head: the first predicted step's codebook gains in dB (``CodebookScores``) plus a learned
+  correction from the mean-pooled tokens.
+
+Layer widths are per layer (``heads``, ``mlp``) so structured pruning can shrink each layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from csi.presets import Preset
+from distill.models.beams import CodebookScores
+from distill.models.blocks import AttentionTrace, Encoder, TemporalSkip, grid_encoding
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Student geometry (from the preset) and per-layer size."""
+
+    preset: str
+    n_ant: int
+    n_rb: int
+    history: int
+    horizon: int
+    n_beams: int
+    patch_a: int
+    patch_r: int
+    dim: int
+    head_dim: int
+    heads: tuple[int, ...]
+    mlp: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        problems = [f"{name} ({size}) is not a multiple of patch {patch}"
+                    for name, size, patch in (("n_ant", self.n_ant, self.patch_a),
+                                              ("n_rb", self.n_rb, self.patch_r)) if size % patch]
+        if len(self.heads) != len(self.mlp) or not self.heads:
+            problems.append(f"heads {self.heads} and mlp {self.mlp} must be non-empty, same length")
+        if problems:
+            raise ValueError("invalid student config: " + "; ".join(problems))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Token grid (space, frequency)."""
+        return self.n_ant // self.patch_a, self.n_rb // self.patch_r
+
+    @property
+    def n_tokens(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> StudentConfig:
+        """Rebuild from ``asdict`` output (lists back to tuples)."""
+        fields: dict[str, Any] = dict(data)
+        for key in ("heads", "mlp"):
+            fields[key] = tuple(fields[key])
+        return cls(**fields)
+
+
+_SIZES: dict[str, dict[str, object]] = {
+    "tiny": dict(patch_a=4, patch_r=4, dim=32, head_dim=8, heads=(4, 4), mlp=(64, 64)),
+    "std": dict(patch_a=8, patch_r=8, dim=64, head_dim=16, heads=(4, 4, 4), mlp=(128, 128, 128)),
+}
+_SIZES["demo"] = _SIZES["full"] = _SIZES["std"]
+
+
+def student_config(preset: Preset, **overrides: object) -> StudentConfig:
+    """The student size for ``preset`` (see ``_SIZES``), with optional field overrides."""
+    if preset.name not in _SIZES:
+        raise ValueError(f"no student size for preset {preset.name!r}; known: {sorted(_SIZES)}")
+    size = {**_SIZES[preset.name], **overrides}
+    return StudentConfig(preset=preset.name, n_ant=preset.n_ant, n_rb=preset.n_rb,
+                         history=preset.history, horizon=preset.horizon,
+                         n_beams=preset.n_beams, **size)  # type: ignore[arg-type]
+
+
+class Student(nn.Module):
+    """``forward(history)`` -> (future, beam_logits) per ``csi.model_io``."""
+
+    pos: torch.Tensor
+
+    def __init__(self, cfg: StudentConfig, preset: Preset) -> None:
+        super().__init__()
+        self.cfg = cfg
+        token_in = cfg.history * cfg.patch_a * cfg.patch_r * 2
+        self.embed = nn.Linear(token_in, cfg.dim)
+        self.register_buffer("pos", grid_encoding(cfg.grid, cfg.dim), persistent=False)
+        self.encoder = Encoder(cfg.dim, cfg.heads, cfg.head_dim, cfg.mlp)
+        self.channel_head = nn.Linear(cfg.dim, cfg.horizon * cfg.patch_a * cfg.patch_r * 2)
+        self.beam_head = nn.Linear(cfg.dim, cfg.n_beams)
+        self.skip = TemporalSkip(cfg.history, cfg.horizon)
+        for head in (self.channel_head, self.beam_head):   # start from outdated CSI + codebook
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.beams = CodebookScores(preset)
+
+    def config_dict(self) -> dict[str, object]:
+        return asdict(self.cfg)
+
+    def with_config(self, **changes: object) -> StudentConfig:
+        """This student's config with ``changes`` (used by pruning)."""
+        return replace(self.cfg, **changes)  # type: ignore[arg-type]
+
+    def _tokens(self, history: torch.Tensor) -> torch.Tensor:
+        """``[b, t, antenna, rb, 2]`` -> ``[b, a_p * r_p, t * patch_a * patch_r * 2]``."""
+        c = self.cfg
+        b, t = history.shape[:2]
+        x = history.reshape(b, t, c.grid[0], c.patch_a, c.grid[1], c.patch_r, 2)
+        return x.permute(0, 2, 4, 1, 3, 5, 6).reshape(b, c.n_tokens, -1)
+
+    def _future(self, tokens: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """Token outputs ``[b, n, dim]`` + history ``[b, t, antenna, rb, 2]`` -> future."""
+        c = self.cfg
+        b = tokens.shape[0]
+        delta = self.channel_head(tokens).reshape(b, c.grid[0], c.grid[1], c.horizon, c.patch_a,
+                                                  c.patch_r, 2)
+        delta = delta.permute(0, 3, 1, 4, 2, 5, 6).reshape(b, c.horizon, c.n_ant, c.n_rb, 2)
+        return self.skip(history) + delta
+
+    def forward_traced(self, history: torch.Tensor, trace: AttentionTrace | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(future ``[b, horizon, antenna, rb, 2]``, beam_logits ``[b, n_beams]``); fills
+        ``trace``."""
+        encoded = self.encoder(self.embed(self._tokens(history)) + self.pos, trace)
+        future = self._future(encoded, history)
+        logits = self.beams(future[:, 0]) + self.beam_head(encoded.mean(dim=1))
+        return future, logits
+
+    def forward(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_traced(history)

@@ -1,0 +1,74 @@
+"""ONNX export: parity with torch, dynamic batch, metadata; INT8 keeps the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from csi.model_io import INPUT_NAME, MODEL_METADATA_KEYS
+from csi.presets import TINY
+from distill.export import example_input, export_onnx, parity_error, quantize_int8, read_metadata
+from distill.latency import measure_latency
+from distill.models.student import Student, student_config
+from distill.models.teacher import Teacher, teacher_config
+
+
+def _randomised(model: torch.nn.Module) -> torch.nn.Module:
+    """Give the zero-initialised heads weights, so parity is tested on non-trivial outputs."""
+    torch.manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=0.05)
+            torch.nn.init.normal_(module.bias, std=0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize("make", [lambda: Student(student_config(TINY), TINY),
+                                  lambda: Teacher(teacher_config(TINY), TINY)],
+                         ids=["student", "teacher"])
+def test_onnx_fp32_parity_within_1e4(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = _randomised(make())
+    path = export_onnx(model, TINY, tmp_path / "m.onnx", "v-test")
+    for batch in (1, 5):                                   # dynamic batch axis
+        assert parity_error(model, path, example_input(TINY, batch, seed=batch)) <= 1e-4
+
+
+def test_onnx_carries_model_io_names_and_metadata(tmp_path: Path) -> None:
+    path = export_onnx(_randomised(Student(student_config(TINY), TINY)), TINY,
+                       tmp_path / "m.onnx", "v7")
+    meta = read_metadata(path)
+    assert set(MODEL_METADATA_KEYS) <= set(meta)
+    assert meta["kdran_preset"] == "tiny" and meta["version"] == "v7"
+    assert meta["n_beams"] == str(TINY.n_beams)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == [INPUT_NAME]
+    assert [o.name for o in session.get_outputs()] == ["future", "beam_logits"]
+
+
+def test_int8_quantization_keeps_io_and_metadata(tmp_path: Path) -> None:
+    model = _randomised(Student(student_config(TINY), TINY))
+    fp32 = export_onnx(model, TINY, tmp_path / "fp32.onnx", "v1")
+    int8 = quantize_int8(fp32, tmp_path / "int8.onnx", example_input(TINY, 32).numpy())
+    assert read_metadata(int8) == read_metadata(fp32)
+    x = example_input(TINY, 4, seed=9).numpy()
+    ref = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(
+        None, {INPUT_NAME: x})[0]
+    got = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(
+        None, {INPUT_NAME: x})[0]
+    assert got.shape == ref.shape
+    rel = np.sum((got - ref) ** 2) / np.sum(ref ** 2)
+    assert rel < 0.05                                       # close, not identical
+    assert int8.stat().st_size < fp32.stat().st_size
+    with pytest.raises(ValueError, match="calibration"):
+        quantize_int8(fp32, tmp_path / "bad.onnx", np.zeros((0, 8, 8, 12, 2), np.float32))
+
+
+def test_latency_is_measured_in_microseconds(tmp_path: Path) -> None:
+    path = export_onnx(_randomised(Student(student_config(TINY), TINY)), TINY,
+                       tmp_path / "m.onnx", "v1")
+    latency = measure_latency(path, TINY, runs=20, warmup=2)
+    assert 0 < latency.p50_us <= latency.p99_us < 1e6
