@@ -13,7 +13,8 @@ help:
 	@echo "make test       run the default test suite (creates .venv on first use)"
 	@echo "make test-slow  run the slow, std-size tests too"
 	@echo "make lint       ruff + mypy"
-	@echo "make bench      accuracy benchmark of the baselines on the std test set"
+	@echo "make bench      every benchmark (accuracy, latency, load, e2, flood, drift) into reports/bench/"
+	@echo "                RUN=DIR adds a distillation run's models, STUDENT=DIR a real INT8 student"
 	@echo "make fuzz       atheris on the E2 decoders for FUZZ_SECONDS (default 600)"
 	@echo "make proto      regenerate the gRPC code in kdran/v1 from proto/"
 
@@ -44,7 +45,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	mkdir -p reports/bench
-	$(VENV)/bin/kdran bench accuracy --preset std --json reports/bench/accuracy.json $(ARGS)
+	$(VENV)/bin/kdran bench accuracy --preset std --json reports/bench/accuracy.json $(if $(RUN),--run $(RUN))
+	$(VENV)/bin/kdran bench latency --preset std --json reports/bench/latency.json $(if $(STUDENT),--student $(STUDENT))
+	$(VENV)/bin/kdran bench load --preset std --json reports/bench/load.json
+	$(VENV)/bin/kdran bench e2 --json reports/bench/e2.json
+	$(VENV)/bin/kdran bench flood --json reports/bench/flood.json
+	$(VENV)/bin/kdran bench drift --json reports/bench/drift.json
 
 fuzz: $(STAMP)
 	mkdir -p .fuzz/e2-corpus reports/fuzz

@@ -64,7 +64,7 @@ class E2Config:
 
     ran_function_id: int = 2
     nodes: list[E2Node] = field(default_factory=list)
-    discover_from_rnib: bool = True
+    discover_from_rnib: bool = False  # reserved: R-NIB discovery is not implemented
     kpm: KpmConfig = field(default_factory=KpmConfig)
     subscription: SubscriptionConfig = field(default_factory=SubscriptionConfig)
 
