@@ -5,7 +5,8 @@ updates each UE's ring buffer, scores the UE's pending predictions against the n
 active model once on every UE that has a full window, and answers. The shadow model gets the same
 windows on a background thread; its predictions are scored like the active ones but never
 returned. Scoring itself also runs on that thread, so neither delays an answer; the queue is
-bounded and a job that does not fit is dropped and counted (the online NMSE is then a sample).
+bounded in jobs and in bytes of the arrays they hold (a shadow job keeps its input batch), and a
+job that does not fit is dropped and counted (the online NMSE is then a sample).
 
 Model slots (active, shadow) live in one immutable ``ModelSlots`` value replaced atomically, and
 each request reads it once: no request ever sees a half-swapped pair.
@@ -58,6 +59,7 @@ class EngineConfig:
     score_window: int = 2000
     ar_order: int = 4
     background_queue: int = 1024
+    background_queue_mb: float = 32.0
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class Engine:
         self._run_times: dict[tuple[str, int], deque[float]] = {}
         self._times_lock = threading.Lock()
         self._started = time.monotonic()
-        self._background = _BackgroundWorker(self.config.background_queue)
+        self._background = _BackgroundWorker(self.config.background_queue,
+                                             int(self.config.background_queue_mb * 2**20))
         self.metrics.watch_state(self.state_snapshot)
 
     # -- model slots ----------------------------------------------------------------------
@@ -193,7 +196,7 @@ class Engine:
         if shadow is not None:
             self._background.submit(functools.partial(
                 self._run_shadow, shadow, batch, [w[1] for w in windows],
-                [w[2] for w in windows], [w[1].group for w in windows]))
+                [w[2] for w in windows], [w[1].group for w in windows]), batch.nbytes)
         return answers
 
     def predict(self, history: np.ndarray, horizon: int = 0, ue_id: str = "",
@@ -292,7 +295,8 @@ class Engine:
                 due = [p for p in ue.pending if p.step_for(obs.slot) is not None]
                 if due:
                     self._background.submit(
-                        functools.partial(self.scores.score, due, obs.slot, obs.srs))
+                        functools.partial(self.scores.score, due, obs.slot, obs.srs),
+                        obs.srs.nbytes + sum(p.future.nbytes for p in due))
                 ue.pending = [p for p in ue.pending if not p.expired(obs.slot)]
                 if obs.group:
                     ue.group = obs.group
@@ -381,22 +385,33 @@ class Engine:
 
 
 class _BackgroundWorker:
-    """One daemon thread running jobs (zero-argument callables) from a bounded FIFO queue;
-    a job that does not fit is dropped and counted. FIFO order keeps a shadow prediction ahead
-    of the scoring of the SRS that follows it."""
+    """One daemon thread running jobs (zero-argument callables) from a FIFO queue bounded in
+    jobs (``maxsize``) and in the bytes their arrays hold (``max_bytes``); a job that does not fit
+    is dropped and counted. FIFO order keeps a shadow prediction ahead of the scoring of the SRS
+    that follows it."""
 
-    def __init__(self, maxsize: int) -> None:
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize)
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
+        self._queue: queue.Queue[tuple[Callable[[], None], int] | None] = queue.Queue(maxsize)
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.dropped = 0
+        self._bytes_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="kdran-background",
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[], None]) -> None:
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            self.dropped += 1
+    def submit(self, job: Callable[[], None], nbytes: int = 0) -> None:
+        """Queue ``job``, which keeps ``nbytes`` of arrays alive until it has run."""
+        with self._bytes_lock:
+            if self.queued_bytes + nbytes > self.max_bytes:
+                self.dropped += 1
+                return
+            try:
+                self._queue.put_nowait((job, nbytes))
+            except queue.Full:
+                self.dropped += 1
+                return
+            self.queued_bytes += nbytes
 
     def wait_idle(self) -> None:
         self._queue.join()
@@ -406,11 +421,14 @@ class _BackgroundWorker:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            job, nbytes = item
             try:
                 job()
             except Exception:
                 log.exception("background job %s failed", job)
             finally:
+                with self._bytes_lock:
+                    self.queued_bytes -= nbytes
                 self._queue.task_done()
         self._queue.task_done()
