@@ -16,17 +16,11 @@ from pathlib import Path
 
 import grpc
 
+from kdran.pem import read_pem
+
 
 def _read(path: Path | None, what: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise ValueError(f"cannot read the {what} {path}: {err.strerror}") from None
-    if b"-----BEGIN" not in data:
-        raise ValueError(f"the {what} {path} is not a PEM file")
-    return data
+    return None if path is None else read_pem(path, what)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kdran.pem import read_pem
+
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
 SIGNATURE_FILE = "SIGNATURE"
@@ -157,13 +159,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 
 def _read_key_file(path: Path) -> bytes:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise KeyFileError(f"cannot read key file {path}: {err.strerror}") from None
-    if b"-----BEGIN" not in data:
-        raise KeyFileError(f"{path} is not a PEM file")
-    return data
+    return read_pem(path, "key file", KeyFileError)
 
 
 @dataclass(frozen=True)
