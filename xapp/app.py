@@ -138,6 +138,7 @@ class XappApp:
 
     def start(self) -> XappApp:
         self.rest.start()
+        self.controller.start_resync()
         if self.watcher is not None:
             self.watcher.start()
         decision("started", http_port=self.rest.port)

@@ -228,6 +228,9 @@ class RolloutConfig:
     poll_interval_s: float = 5.0
     shadow_listing_timeout_s: float = 30.0
     """A freshly deployed shadow missing from ``GetStatus`` counts as 0 scored for this long."""
+    resync_interval_s: float = 30.0
+    """How often the xApp re-reads every dApp's ``GetStatus`` and reconciles its registry (s);
+    a dApp call that succeeds after a failure (reconnect) re-syncs that dApp at once."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ from xapp.logs import decision
 from xapp.metrics import XappMetrics
 from xapp.policy import Decision, GroupState, Policy
 from xapp.registry import JobRecord, ModelRecord, Registry
-from xapp.rollout import DappControl, Rollout, RolloutResult, RolloutTarget
+from xapp.resync import Resync, ResyncLoop, ResyncReport, WatchedDapp
+from xapp.rollout import DappControl, InFlight, Rollout, RolloutResult, RolloutTarget
 
 log = logging.getLogger("kdran.xapp.controller")
 
@@ -127,6 +128,9 @@ class Controller:
         self._retries: dict[str, threading.Timer] = {}
         """Scheduled retries by the failed job's id."""
         self._dapps: dict[str, DappHandle] = {}
+        self.in_flight = InFlight()
+        self.resync = Resync(registry, self.in_flight, self.metrics.set_model_versions)
+        self._resync_loop: ResyncLoop | None = None
 
     # -- configuration -------------------------------------------------------------------------
     def reconfigure(self, controls: Controls) -> None:
@@ -278,7 +282,10 @@ class Controller:
             busy[0].join(min(left, 0.5))
 
     def close(self) -> None:
-        """Cancel scheduled retries (shutdown); running jobs are left to finish or be resumed."""
+        """Cancel scheduled retries and the periodic re-sync (shutdown); running jobs are left to
+        finish or be resumed."""
+        if self._resync_loop is not None:
+            self._resync_loop.stop()
         with self._lock:
             timers, self._retries = list(self._retries.values()), {}
         for timer in timers:
@@ -330,9 +337,33 @@ class Controller:
         return new
 
     def dapp_client(self, endpoint: DappEndpoint) -> DappHandle:
-        if endpoint.name not in self._dapps:
-            self._dapps[endpoint.name] = self.dapp_factory(endpoint)
-        return self._dapps[endpoint.name]
+        """The client of ``endpoint``, watched for reconnects (``xapp.resync.WatchedDapp``)."""
+        with self._lock:
+            if endpoint.name not in self._dapps:
+                self._dapps[endpoint.name] = WatchedDapp(endpoint.name,
+                                                         self.dapp_factory(endpoint),
+                                                         self.resync)
+            return self._dapps[endpoint.name]
+
+    # -- re-sync with the dApps ------------------------------------------------------------------
+    def resync_all(self) -> list[ResyncReport]:
+        """Reconcile the registry with every configured dApp's ``GetStatus``; a dApp that does
+        not answer is skipped (logged) until it reconnects."""
+        reports = []
+        for endpoint in self.controls.dapps.endpoints:
+            try:
+                reports.append(self.resync.sync(endpoint.name, self.dapp_client(endpoint)))
+            except Exception as exc:
+                log.warning("re-sync failed", extra={"fields": {"dapp": endpoint.name,
+                                                                "error": str(exc)}})
+        return reports
+
+    def start_resync(self) -> None:
+        """Re-sync every ``rollout.resync_interval_s`` in a background thread."""
+        if self._resync_loop is None:
+            self._resync_loop = ResyncLoop(self.resync_all,
+                                           lambda: self.controls.rollout.resync_interval_s)
+            self._resync_loop.start()
 
     def _pipeline(self, job_id: str, group: str, e2_node: str) -> None:
         phase = "pending"
@@ -368,7 +399,7 @@ class Controller:
 
     def _rollout(self) -> Rollout:
         return Rollout(self.controls.rollout, self.registry, self.metrics.set_model_versions,
-                       sleep=self._rollout_sleep)
+                       sleep=self._rollout_sleep, in_flight=self.in_flight)
 
     def _prepare(self, job_id: str, group: str, endpoints: Sequence[DappEndpoint]) -> \
             tuple[JobSpec, Path]:

@@ -13,12 +13,19 @@ Per dApp, in order (the canary first, then the rest, one at a time):
 
 Every step is a decision log line, a registry state (``shadow``/``active``/``retired``/
 ``discarded`` per dApp) and, at the end, one ``kdran_xapp_rollouts_total{outcome}``.
+
+While a shadow waits for its scores the rollout is listed in ``InFlight``. A status poll that
+fails (dApp down) is retried until ``shadow_timeout_s``; when the re-sync (``xapp.resync``) finds
+that the dApp restarted or lost the shadow, it interrupts the rollout: the rollout removes the
+shadow if the dApp still holds it and ends with outcome ``interrupted`` (never a promotion or a
+rollback).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +36,9 @@ from xapp.config import RolloutConfig
 from xapp.logs import decision
 from xapp.registry import Registry
 
-OUTCOMES = ("promoted", "discarded", "rolled_back", "failed")
+log = logging.getLogger("kdran.xapp.rollout")
+
+OUTCOMES = ("promoted", "discarded", "rolled_back", "failed", "interrupted")
 
 
 class ModelStatsLike(Protocol):
@@ -91,6 +100,52 @@ class RolloutError(Exception):
     """A rollout step failed (RPC error, timeout)."""
 
 
+class RolloutInterrupted(RolloutError):
+    """The dApp restarted or lost the shadow while the rollout waited for its scores."""
+
+
+class InFlight:
+    """Rollouts in their shadow phase, by dApp name (shared by the rollouts and the re-sync);
+    thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: dict[str, str] = {}
+        self._interrupts: dict[str, str] = {}
+
+    def begin(self, dapp: str, version: str) -> None:
+        """``version`` is in shadow on ``dapp`` and waits for its scores."""
+        with self._lock:
+            self._versions[dapp] = version
+            self._interrupts.pop(dapp, None)
+
+    def end(self, dapp: str) -> None:
+        """The shadow phase on ``dapp`` is over (decided, failed or interrupted)."""
+        with self._lock:
+            self._versions.pop(dapp, None)
+            self._interrupts.pop(dapp, None)
+
+    def version(self, dapp: str) -> str:
+        """The version in its shadow phase on ``dapp`` ("" = none)."""
+        with self._lock:
+            return self._versions.get(dapp, "")
+
+    def interrupt(self, dapp: str, reason: str) -> bool:
+        """Ask the rollout on ``dapp`` to end as ``interrupted``; False if none is in flight."""
+        with self._lock:
+            if dapp not in self._versions:
+                return False
+            self._interrupts[dapp] = reason
+            return True
+
+    def check(self, dapp: str) -> None:
+        """Raise ``RolloutInterrupted`` when the rollout on ``dapp`` was interrupted."""
+        with self._lock:
+            reason = self._interrupts.get(dapp)
+        if reason is not None:
+            raise RolloutInterrupted(reason)
+
+
 def _stats(status: StatusLike, role: str, version: str) -> ModelStatsLike | None:
     for model in status.models:
         if model.role == role and (not version or model.version == version):
@@ -104,12 +159,15 @@ class Rollout:
     def __init__(self, config: RolloutConfig, registry: Registry,
                  on_roles: Callable[[str, dict[str, str]], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 in_flight: InFlight | None = None) -> None:
         self.config = config
         self.registry = registry
         self._on_roles = on_roles
         self._sleep = sleep
         self._clock = clock
+        self.in_flight = in_flight or InFlight()
+        self._unreachable = False
 
     def run(self, version: str, artifact_dir: Path, targets: Sequence[RolloutTarget]) -> \
             RolloutResult:
@@ -120,6 +178,10 @@ class Rollout:
             try:
                 last = self._one(version, artifact_dir, target, watch=index == 0 and
                                  self.config.canary_first)
+            except RolloutInterrupted as exc:
+                self._end_interrupted(version, target, str(exc))
+                return RolloutResult(version, "interrupted", tuple(promoted),
+                                     f"{target.name}: {exc}")
             except Exception as exc:  # an RPC failure must end this rollout, not the xApp
                 decision("rollout_error", level=logging.WARNING, version=version,
                          dapp=target.name, error=str(exc))
@@ -138,7 +200,11 @@ class Rollout:
         control.deploy_model(artifact_dir, version, "shadow")
         self._record(name, control, version, "shadow")
         decision("rollout_shadow", version=version, dapp=name)
-        shadow, active = self._wait_scored(control, version)
+        self.in_flight.begin(name, version)
+        try:
+            shadow, active = self._wait_scored(control, name, version)
+        finally:
+            self.in_flight.end(name)
         shadow_db = shadow.nmse_db
         active_db = active.nmse_db if active is not None else math.nan
         fields: dict[str, Any] = {
@@ -167,19 +233,25 @@ class Rollout:
                                  shadow_db, active_db)
         return RolloutResult(version, "promoted", (name,), "", shadow_db, active_db)
 
-    def _wait_scored(self, control: DappControl, version: str) -> \
+    def _wait_scored(self, control: DappControl, dapp: str, version: str) -> \
             tuple[ModelStatsLike, ModelStatsLike | None]:
         """Poll until the shadow ``version`` has enough scored predictions.
 
         A shadow that ``GetStatus`` does not list yet counts as 0 scored for
         ``shadow_listing_timeout_s`` after the deploy (a dApp may list it only once it served);
-        after that it is an error (the model was dropped)."""
+        after that it is an error (the model was dropped). A failed poll (dApp unreachable) is
+        retried until ``shadow_timeout_s``; an interrupt (``InFlight``) ends the wait."""
         start = self._clock()
         deadline = start + self.config.shadow_timeout_s
         listing_deadline = start + self.config.shadow_listing_timeout_s
         unlisted_polls = 0
         while True:
-            status = control.status()
+            self.in_flight.check(dapp)
+            status = self._poll(control, dapp, version, deadline)
+            self.in_flight.check(dapp)  # a reconnect may have re-synced during the poll
+            if status is None:
+                self._sleep(self.config.poll_interval_s)
+                continue
             shadow = _stats(status, "shadow", version)
             if shadow is None:
                 if self._clock() >= min(listing_deadline, deadline):
@@ -197,6 +269,37 @@ class Rollout:
                                    f"{self.config.shadow_timeout_s:g} s, needs "
                                    f"{self.config.min_scored_predictions}")
             self._sleep(self.config.poll_interval_s)
+
+    def _poll(self, control: DappControl, dapp: str, version: str,
+              deadline: float) -> StatusLike | None:
+        """``control.status()``; None while it fails before ``deadline`` (logged), else raises."""
+        try:
+            status = control.status()
+        except Exception as exc:
+            if self._clock() >= deadline:
+                raise RolloutError(f"dApp unreachable until the shadow timeout: {exc}") from exc
+            level = logging.WARNING if not self._unreachable else logging.DEBUG
+            self._unreachable = True  # one warning per outage, not one per poll
+            decision("rollout_dapp_unreachable", level=level, version=version, dapp=dapp,
+                     error=str(exc))
+            return None
+        was_unreachable, self._unreachable = self._unreachable, False
+        if was_unreachable:
+            decision("rollout_dapp_reachable", version=version, dapp=dapp)
+        return status
+
+    def _end_interrupted(self, version: str, target: RolloutTarget, reason: str) -> None:
+        """Remove the interrupted rollout's shadow if the dApp still holds it; record the roles."""
+        control, name = target.control, target.name
+        try:
+            if control.status().versions.shadow == version:
+                control.discard_shadow()
+            self._record(name, control, version, "discarded")
+        except Exception as exc:  # the re-sync records the roles once the dApp answers again
+            log.warning("interrupted rollout: cleanup failed",
+                        extra={"fields": {"dapp": name, "version": version, "error": str(exc)}})
+        decision("rollout_interrupted", level=logging.WARNING, version=version, dapp=name,
+                 reason=reason)
 
     def _degraded(self, control: DappControl, version: str, shadow_db: float) -> bool:
         """Watch the promoted model for ``rollback_watch_s``; True if it degraded."""
