@@ -1,4 +1,4 @@
-"""``kdran teacher {train,adapt}``, ``kdran distill`` and ``kdran job run``.
+"""``kdran teacher {train,adapt,validate}``, ``kdran distill`` and ``kdran job run``.
 
 Nothing heavy is imported at module level: torch, ONNX Runtime and Sionna load inside the handlers.
 """
@@ -74,6 +74,35 @@ def _register_teacher(commands: argparse._SubParsersAction) -> None:
     adapt.add_argument("--lr", type=float, default=None, help="(None: 2e-4)")
     _common(adapt)
     adapt.set_defaults(func=_teacher_adapt)
+    _register_teacher_validate(actions)
+
+
+def _register_teacher_validate(actions: argparse._SubParsersAction) -> None:
+    validate = actions.add_parser(
+        "validate", help="check that a teacher may teach (beats baselines, calibrated beams)",
+        description="The teacher must beat outdated CSI, AR/Wiener and Kalman (NMSE) on the "
+                    "test set and on every held-out set; its beam head's expected calibration "
+                    "error (top-1, 15 bins, test set) is measured and, above the threshold, a "
+                    "temperature is fitted on the val set. Prints the verdict table, writes "
+                    "TEACHER.validation.json (required by kdran job run) and a reliability plot. "
+                    "Exit code 0 = passed, 3 = failed, 2 = error.", formatter_class=_FORMATTER)
+    validate.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
+                          help="teacher checkpoint")
+    validate.add_argument("--preset", required=True, choices=sorted(PRESETS),
+                          default=argparse.SUPPRESS, help="task preset")
+    validate.add_argument("--data-root", type=Path, default=None,
+                          help=_DATA_ROOT_HELP + " (None: the data package default)")
+    validate.add_argument("--sets", type=_names, default="test,heldout-profile",
+                          help="comma list of splits to beat the baselines on: 'test' and at "
+                               "least one held-out split")
+    validate.add_argument("--plot", type=Path, default=None,
+                          help="reliability plot PNG (None: TEACHER.reliability.png)")
+    validate.add_argument("--json", type=Path, default=None,
+                          help="also write the verdict JSON here")
+    validate.add_argument("--ece-threshold", type=float, default=0.05,
+                          help="largest acceptable beam-head ECE (after temperature scaling)")
+    _common(validate)
+    validate.set_defaults(func=_teacher_validate)
 
 
 def _register_distill(commands: argparse._SubParsersAction) -> None:
@@ -160,6 +189,13 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a comma list of split names, got {text!r}")
+    return names
+
+
 def _threads(args: argparse.Namespace) -> None:
     if args.threads is not None:
         import os
@@ -221,6 +257,40 @@ def _teacher_adapt(args: argparse.Namespace) -> int:
         return 2
     print(report.line())
     return 0
+
+
+def _teacher_validate(args: argparse.Namespace) -> int:
+    from distill.validate import (
+        ValidationOptions,
+        check_set_names,
+        format_verdict,
+        plot_reliability,
+        validate_teacher,
+        verdict_path,
+    )
+
+    _threads(args)
+    preset = get_preset(args.preset)
+    try:
+        options = ValidationOptions(ece_threshold=args.ece_threshold)
+        check_set_names(args.sets)
+        if not args.teacher.is_file():
+            raise FileNotFoundError(f"no teacher checkpoint at {args.teacher}")
+        *loaded, val = _splits(args.preset, args.data_root, (*args.sets, "val"))
+        verdict = validate_teacher(args.teacher, preset, dict(zip(args.sets, loaded, strict=True)),
+                                   val, options)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_verdict(verdict))
+    written = [verdict.write(verdict_path(args.teacher))]
+    if args.json is not None:
+        written.append(verdict.write(args.json))
+    plot = args.plot or args.teacher.with_name(args.teacher.name + ".reliability.png")
+    written.append(plot_reliability(verdict.calibration, plot,
+                                    f"{args.teacher.name}: beam-head reliability"))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0 if verdict.passed else 3
 
 
 def _distill(args: argparse.Namespace) -> int:

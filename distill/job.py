@@ -11,16 +11,22 @@ A spec is a JSON object::
       "deployed_model": "store/models/active/model.onnx",       # optional
       "signing_key": "/run/secrets/kdran/signing.key",          # optional, else $KDRAN_SIGNING_KEY
       "adapt_epochs": 3, "student_epochs": 8,                   # optional overrides
-      "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0      # optional
+      "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0,     # optional
+      "require_validated_teacher": true                         # optional, default true
     }
+
+Unless ``require_validated_teacher`` is false, the job refuses a teacher without a passing, current
+verdict from ``kdran teacher validate`` (``distill.validate``: the verdict file must exist, be for
+the spec's preset and carry the checkpoint's sha256): ``phase=failed``, ``EXIT_ERROR`` and
+``result.json`` with ``"refused": "teacher_not_validated"`` and the reason.
 
 The job splits the site data (seeded) into train / val / test, adapts the teacher on the train part,
 distills, prunes, quantizes and gates (``distill.pipeline``), and writes ``result.json`` in
 ``output_dir`` (``artifact/`` too when every gate passed). It prints ``phase=<name>`` lines
 (``adapting``, ``distilling``, ``pruning``, ``exporting``, ``quantizing``, ``gates``,
 ``published``; ``failed`` on error) so a watcher can follow, and returns exit code 0 when a model
-was published, ``EXIT_GATES_FAILED`` when gates refused it and ``EXIT_ERROR`` on a bad spec or any
-other failure (the reason is printed and in ``result.json``).
+was published, ``EXIT_GATES_FAILED`` when gates refused it and ``EXIT_ERROR`` on a bad spec, an
+unvalidated teacher (above) or any other failure (the reason is printed and in ``result.json``).
 """
 
 from __future__ import annotations
@@ -44,9 +50,9 @@ EXIT_ERROR = 2
 EXIT_GATES_FAILED = 3
 PHASES: tuple[str, ...] = ("adapting", "distilling", "pruning", "exporting", "quantizing",
                            "gates", "published", "failed")
-_REQUIRED = ("data_dir", "teacher", "preset", "output_dir")
-_OPTIONAL = ("gates", "deployed_model", "signing_key", "adapt_epochs", "student_epochs",
-             "test_fraction", "val_fraction", "seed")
+REQUIRED_FIELDS = ("data_dir", "teacher", "preset", "output_dir")
+OPTIONAL_FIELDS = ("gates", "deployed_model", "signing_key", "adapt_epochs", "student_epochs",
+             "test_fraction", "val_fraction", "seed", "require_validated_teacher")
 SIGNING_KEY_ENV = "KDRAN_SIGNING_KEY"  # used when the spec names no signing_key
 
 
@@ -70,6 +76,7 @@ class JobSpec:
     test_fraction: float = 0.2
     val_fraction: float = 0.1
     seed: int = 0
+    require_validated_teacher: bool = True
 
 
 def _positive_int(data: dict[str, Any], key: str) -> int | None:
@@ -86,6 +93,13 @@ def _fraction(data: dict[str, Any], key: str, default: float) -> float:
     if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
         raise SpecError(f"spec field {key!r} must be a number in (0, 1), got {value!r}")
     return float(value)
+
+
+def _flag(data: dict[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(f"spec field {key!r} must be true or false, got {value!r}")
+    return value
 
 
 def _existing(data: dict[str, Any], key: str, base: Path) -> Path:
@@ -113,13 +127,14 @@ def parse_spec(data: Any, base: Path = Path(".")) -> JobSpec:
     """Validate a decoded spec; relative paths are relative to ``base``. Raises ``SpecError``."""
     if not isinstance(data, dict):
         raise SpecError(f"spec must be a JSON object, got {type(data).__name__}")
-    missing = [k for k in _REQUIRED if k not in data]
+    missing = [k for k in REQUIRED_FIELDS if k not in data]
     if missing:
-        raise SpecError(f"spec is missing required field(s) {missing}; required: {list(_REQUIRED)}")
-    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
+        raise SpecError(f"spec is missing required field(s) {missing}; "
+                        f"required: {list(REQUIRED_FIELDS)}")
+    unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise SpecError(f"spec has unknown field(s) {unknown}; "
-                        f"known: {sorted(_REQUIRED + _OPTIONAL)}")
+                        f"known: {sorted(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
     try:
         preset = get_preset(str(data["preset"]))
         gates = GateConfig.from_dict(data.get("gates") or {})
@@ -138,7 +153,8 @@ def parse_spec(data: Any, base: Path = Path(".")) -> JobSpec:
         student_epochs=_positive_int(data, "student_epochs"),
         test_fraction=_fraction(data, "test_fraction", 0.2),
         val_fraction=_fraction(data, "val_fraction", 0.1),
-        seed=int(data.get("seed", 0)))
+        seed=int(data.get("seed", 0)),
+        require_validated_teacher=_flag(data, "require_validated_teacher", True))
     if spec.test_fraction + spec.val_fraction >= 0.9:
         raise SpecError("test_fraction + val_fraction must leave at least 10 % for training")
     return spec
@@ -177,12 +193,32 @@ def _write_result(spec_out: Path, result: dict[str, Any]) -> None:
     (spec_out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
+def _refuse_unvalidated_teacher(spec: JobSpec, out: TextIO) -> bool:
+    """True (after writing ``result.json`` and ``phase=failed``) when the spec's teacher lacks a
+    passing, current validation verdict and the spec requires one."""
+    from distill.validate import TeacherNotValidated, require_validated
+
+    if not spec.require_validated_teacher:
+        return False
+    try:
+        require_validated(spec.teacher, spec.preset)
+    except TeacherNotValidated as exc:
+        reason = f"teacher refused: {exc}"
+        _write_result(spec.output_dir, {"ok": False, "reason": reason,
+                                        "refused": "teacher_not_validated"})
+        _phase(out, "failed", reason)
+        return True
+    return False
+
+
 def run_job(spec: JobSpec, out: TextIO = sys.stdout, progress: bool = False) -> int:
     """Run the job of ``spec``; return the exit code (module docstring)."""
     from distill.kd import student_schedule
     from distill.pipeline import DistillOptions, Sets, run_distillation
     from distill.train import ADAPT_SCHEDULE, adapt_teacher
 
+    if _refuse_unvalidated_teacher(spec, out):
+        return EXIT_ERROR
     try:
         channels = ChannelSet.load(spec.data_dir)
         train, val, test = split_site_data(channels, spec)

@@ -187,6 +187,9 @@ class JobsConfig:
     recent_csi_poll_s: float = 5.0
     gates: dict[str, Any] = field(default_factory=dict)
     """Gate thresholds passed verbatim to the job spec ({} = the job's defaults)."""
+    require_validated_teacher: bool = True
+    """Passed to the job spec: refuse a base teacher without a passing ``kdran teacher validate``
+    verdict."""
 
 
 @dataclass(frozen=True)

@@ -420,6 +420,7 @@ class Controller:
                        preset=jobs.preset, teacher=jobs.teacher, parent_version=parent,
                        deployed_model=str(deployed) if deployed and deployed.exists() else "",
                        gates=dict(jobs.gates),
+                       require_validated_teacher=jobs.require_validated_teacher,
                        trigger={"group": group, "reason": record.trigger if record else "",
                                 "at": record.created_at if record else self.clock()})
         return spec, spec.write(root)

@@ -51,12 +51,15 @@ class JobSpec:
     gates: dict[str, Any] = field(default_factory=dict)
     trigger: dict[str, Any] = field(default_factory=dict)
     """Why the job runs (group, detector or "manual", time)."""
+    require_validated_teacher: bool = True
+    """The job refuses a base teacher without a passing validation verdict."""
 
     def spec_document(self) -> dict[str, Any]:
         """The spec file's content: only fields ``kdran job run`` accepts."""
         document: dict[str, Any] = {"data_dir": self.data_dir, "teacher": self.teacher,
                                     "preset": self.preset, "output_dir": self.output_dir,
-                                    "gates": self.gates}
+                                    "gates": self.gates,
+                                    "require_validated_teacher": self.require_validated_teacher}
         if self.deployed_model:
             document["deployed_model"] = self.deployed_model
         return document

@@ -61,7 +61,7 @@ def test_job_adapts_distills_and_refuses_a_model_that_fails_a_gate(
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(_spec(
         tmp_path, tiny_teacher, tiny_root / TINY.name / "val", adapt_epochs=1, student_epochs=1,
-        gates={"must_beat": [], "max_p99_us": 1.0})))
+        gates={"must_beat": [], "max_p99_us": 1.0}, require_validated_teacher=False)))
     out = io.StringIO()
     code = run_job(load_spec(spec_path), out)
     phases = [line.split()[0] for line in out.getvalue().splitlines()
@@ -78,7 +78,7 @@ def test_job_adapts_distills_and_refuses_a_model_that_fails_a_gate(
 def test_job_failure_writes_a_reason(tiny_teacher: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    spec = parse_spec(_spec(tmp_path, tiny_teacher, empty))
+    spec = parse_spec(_spec(tmp_path, tiny_teacher, empty, require_validated_teacher=False))
     out = io.StringIO()
     assert run_job(spec, out) == EXIT_ERROR
     assert "phase=failed FileNotFoundError: no channel set" in out.getvalue()

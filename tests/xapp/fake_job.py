@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 from csi.dataset import ChannelSet
+from distill.job import OPTIONAL_FIELDS, REQUIRED_FIELDS
 
-KNOWN = {"data_dir", "teacher", "preset", "output_dir", "gates", "deployed_model"}
+KNOWN = set(REQUIRED_FIELDS + OPTIONAL_FIELDS)  # the real job's spec fields
 
 
 def result(out: Path, **fields: object) -> None:
