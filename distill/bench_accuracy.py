@@ -3,7 +3,8 @@
 Runs the classical baselines (outdated CSI, AR/Wiener, Kalman) and, with ``--run DIR``, the learned
 predictors of a distillation run (teacher, students) over the preset's test set and held-out sets,
 all in one process on the same data. Prints a table, writes JSON (``--json``; keys fixed by
-DESIGN.md section 8) and a PNG plot of NMSE vs UE speed (``--plot``).
+DESIGN.md section 8) and a PNG plot of NMSE vs UE speed (``--plot``). With ``--robustness`` it
+runs the SRS-SNR and UE-speed sweeps of ``distill.robustness`` instead.
 """
 
 from __future__ import annotations
@@ -102,21 +103,28 @@ def retention(rows: list[AccuracyRow]) -> dict[str, float]:
             for name, value in overall.items() if name.startswith("student") and gap != 0}
 
 
-def format_table(rows: list[AccuracyRow]) -> str:
-    """Predictors down, set/speed-bin columns across, NMSE in dB."""
-    columns: list[tuple[str, str]] = []
-    for r in rows:
-        if (r.set, r.speed_bin) not in columns:
-            columns.append((r.set, r.speed_bin))
-    predictors = list(dict.fromkeys(r.predictor for r in rows))
-    value = {(r.predictor, r.set, r.speed_bin): r.nmse_db for r in rows}
-    headers = ["predictor"] + [f"{s}:{b}" for s, b in columns]
-    body = [[p] + [f"{value.get((p, s, b), float('nan')):.2f}" for s, b in columns]
-            for p in predictors]
+def format_grid(title: str, row_names: list[str], columns: list[str],
+                value: dict[tuple[str, str], float]) -> str:
+    """A right-aligned text grid: ``row_names`` down, ``columns`` across, ``value[(row, col)]``.
+
+    Rows are de-duplicated in first-seen order; a missing cell prints ``nan``.
+    """
+    rows = list(dict.fromkeys(row_names))
+    headers = ["predictor", *columns]
+    body = [[name] + [f"{value.get((name, col), float('nan')):.2f}" for col in columns]
+            for name in rows]
     widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in body]
-    return "NMSE (dB) per set:speed-bin (km/h)\n" + "\n".join(lines)
+    return title + "\n" + "\n".join(lines)
+
+
+def format_table(rows: list[AccuracyRow]) -> str:
+    """Predictors down, set/speed-bin columns across, NMSE in dB."""
+    value = {(r.predictor, f"{r.set}:{r.speed_bin}"): r.nmse_db for r in rows}
+    columns = list(dict.fromkeys(key[1] for key in value))
+    return format_grid("NMSE (dB) per set:speed-bin (km/h)", [r.predictor for r in rows],
+                       columns, value)
 
 
 def plot_vs_speed(rows: list[AccuracyRow], path: Path, title: str) -> None:
@@ -172,19 +180,54 @@ def run_benchmark(preset: Preset, sets: list[str], data_root: Path, run_dir: Pat
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def _write_json(result: dict[str, Any], path: Path | None) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+def _plot_path(args: argparse.Namespace) -> Path | None:
+    return args.plot or (args.json.with_suffix(".png") if args.json else None)
+
+
+def _handle_robustness(args: argparse.Namespace, preset: Preset) -> int:
+    from distill.robustness import (
+        SnrRow,
+        SpeedRow,
+        format_tables,
+        parse_snr_list,
+        plot_robustness,
+        run_robustness,
+    )
+
+    snrs = parse_snr_list(args.snr_db)
+    result = run_robustness(preset, Path(args.data_root), args.run, snrs, n=args.n)
+    snr_rows = [SnrRow(**r) for r in result["snr_rows"]]
+    speed_rows = [SpeedRow(**r) for r in result["speed_rows"]]
+    print(format_tables(snr_rows, speed_rows))
+    _write_json(result, args.json)
+    plot = _plot_path(args)
+    if plot:
+        plot_robustness(snr_rows, speed_rows, plot,
+                        f"kdran {preset.name}: robustness to SRS noise and UE speed",
+                        preset=preset)
+        print(f"wrote {plot}")
+    return 0
+
+
 def _handle(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
+    if args.robustness:
+        return _handle_robustness(args, preset)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     result = run_benchmark(preset, sets, Path(args.data_root), args.run, n=args.n)
     rows = [AccuracyRow(**r) for r in result["rows"]]
     print(format_table(rows))
     if result["retention"]:
         print("retention:", json.dumps(result["retention"]))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    plot = args.plot or (args.json.with_suffix(".png") if args.json else None)
+    _write_json(result, args.json)
+    plot = _plot_path(args)
     if plot:
         plot_vs_speed(rows, plot, f"kdran {preset.name}: NMSE vs UE speed")
         print(f"wrote {plot}")
@@ -208,4 +251,10 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     parser.add_argument("--json", type=Path, default=None, help="write the JSON result here")
     parser.add_argument("--plot", type=Path, default=None,
                         help="PNG plot path (default: next to --json)")
+    parser.add_argument("--robustness", action="store_true",
+                        help="instead: NMSE vs SRS SNR (test set re-noised, seeded) and vs UE "
+                             "speed (test + heldout-speed); --sets is ignored, --n takes the first "
+                             "N cached sequences of each set")
+    parser.add_argument("--snr-db", default="0,5,10,15,20,25,30",
+                        help="with --robustness: comma-separated SRS SNR sweep in dB")
     parser.set_defaults(func=_handle)
