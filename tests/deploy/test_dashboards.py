@@ -20,7 +20,7 @@ from typing import Any
 
 import promql_parser
 import pytest
-from conftest import XAPP_CHART, DocumentedMetric, load_script
+from deploy_support import XAPP_CHART, DocumentedMetric, load_script
 
 DASHBOARD_DIR = XAPP_CHART / "dashboards"
 PANEL_TYPES = {"timeseries", "stat", "table", "bargauge", "state-timeline"}

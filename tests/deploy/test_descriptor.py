@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import DAPP_CHART, REPO, XAPP_CHART, DocumentedMetric, onboarder_validator
+from deploy_support import DAPP_CHART, REPO, XAPP_CHART, DocumentedMetric, onboarder_validator
 
 REQUIRED_RX = {"RIC_INDICATION", "RIC_SUB_RESP", "RIC_SUB_FAIL", "RIC_SUB_DEL_RESP"}
 XAPP_PORTS = {"rmrdata": 4560, "rmrroute": 4561, "http": 8080}

@@ -13,11 +13,11 @@ from types import ModuleType
 
 import grpc
 import pytest
-from conftest import load_script
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from deploy_support import load_script
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 SERVER_NAME = "kdran-dapp.ran.svc"

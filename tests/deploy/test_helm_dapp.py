@@ -7,7 +7,7 @@ from typing import Any
 
 import helm_python
 import pytest
-from conftest import (
+from deploy_support import (
     DAPP_CHART,
     DAPP_NAMESPACE,
     DAPP_RELEASE,

@@ -9,7 +9,7 @@ from typing import Any
 import helm_python
 import kubernetes_validate
 import pytest
-from conftest import (
+from deploy_support import (
     CRD_KINDS,
     DAPP_CHART,
     DAPP_NAMESPACE,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from deploy_support import (
     REPO,
     XAPP_CHART,
     XAPP_NAMESPACE,

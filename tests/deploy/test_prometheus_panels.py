@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DAPP_NAMESPACE, XAPP_CHART, XAPP_NAMESPACE
+from deploy_support import DAPP_NAMESPACE, XAPP_CHART, XAPP_NAMESPACE
 from prometheus_harness import (
     INSTALL_HINT,
     PROMETHEUS_BINARY,
