@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,10 @@ def _model_state(current: str, version: str, truth: dict[str, str]) -> str:
     return {"active": "retired", "shadow": "discarded"}.get(current, current)
 
 
+RESTART_TOLERANCE_S = 0.5
+"""Start-time estimates closer than this are the same process (poll and clock jitter)."""
+
+
 class Resync:
     """Reconciles the registry with the dApps' status; thread-safe."""
 
@@ -72,17 +77,21 @@ class Resync:
         self.in_flight = in_flight
         self._on_roles = on_roles
         self._lock = threading.Lock()
-        self._uptime: dict[str, float] = {}
+        self._started: dict[str, float] = {}
 
-    def note_uptime(self, dapp: str, status: StatusLike) -> bool:
-        """Remember ``dapp``'s uptime (s); True when it went down since the last status seen
-        (the dApp restarted). A status without ``uptime_s`` never counts as a restart."""
+    def note_uptime(self, dapp: str, status: StatusLike, now: float | None = None) -> bool:
+        """Remember when ``dapp`` started (``now - uptime_s``, wall-clock s); True when it started
+        later than the start seen before (the dApp restarted), whatever the uptimes were — a
+        dApp that lived 1 s before a crash and is polled 3 s after its restart still counts. A
+        status without ``uptime_s`` never counts as a restart."""
         uptime = float(getattr(status, "uptime_s", math.nan))
+        if math.isnan(uptime):
+            return False
+        started = (time.time() if now is None else now) - uptime
         with self._lock:
-            last = self._uptime.get(dapp, math.nan)
-            if not math.isnan(uptime):
-                self._uptime[dapp] = uptime
-        return uptime < last
+            previous = self._started.get(dapp)
+            self._started[dapp] = started
+        return previous is not None and started > previous + RESTART_TOLERANCE_S
 
     def sync(self, dapp: str, control: DappControl) -> ResyncReport:
         """Read ``dapp``'s status and reconcile (``grpc.RpcError`` and the like propagate)."""
