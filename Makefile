@@ -13,7 +13,7 @@ help:
 	@echo "make test       run the default test suite (creates .venv on first use)"
 	@echo "make test-slow  run the slow, std-size tests too"
 	@echo "make lint       ruff + mypy"
-	@echo "make bench      every benchmark (accuracy, latency, load, e2, flood, drift) into reports/bench/"
+	@echo "make bench      every benchmark (accuracy, robustness, latency, load, e2, flood, drift) into reports/bench/"
 	@echo "                RUN=DIR adds a distillation run's models, STUDENT=DIR a real INT8 student"
 	@echo "make fuzz       atheris on the E2 decoders for FUZZ_SECONDS (default 600)"
 	@echo "make proto      regenerate the gRPC code in kdran/v1 from proto/"
@@ -46,6 +46,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	mkdir -p reports/bench
 	$(VENV)/bin/kdran bench accuracy --preset std --json reports/bench/accuracy.json $(if $(RUN),--run $(RUN))
+	$(VENV)/bin/kdran bench accuracy --robustness --preset std --n 300 --json reports/bench/robustness.json $(if $(RUN),--run $(RUN))
 	$(VENV)/bin/kdran bench latency --preset std --json reports/bench/latency.json $(if $(STUDENT),--student $(STUDENT))
 	$(VENV)/bin/kdran bench load --preset std --json reports/bench/load.json
 	$(VENV)/bin/kdran bench e2 --json reports/bench/e2.json
