@@ -88,6 +88,15 @@ def evaluate_set(predictors: list[Predictor], data: ChannelSet, set_name: str,
     return rows
 
 
+def first_n(data: ChannelSet, n: int | None) -> ChannelSet:
+    """The first ``n`` sequences of ``data`` (all of them for ``None``)."""
+    if n is None or n >= len(data):
+        return data
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    return data.subset(np.arange(n))
+
+
 def classical_baselines(snr_db: float) -> list[Predictor]:
     """The classical rows of every table; Kalman is told the set's SRS SNR."""
     return [OutdatedCsi(), ArWiener(), Kalman(snr_db=snr_db)]
@@ -169,7 +178,9 @@ def run_benchmark(preset: Preset, sets: list[str], data_root: Path, run_dir: Pat
     rows: list[AccuracyRow] = []
     seconds: dict[str, float] = {}
     for set_name in sets:
-        data = load_or_generate(preset, set_name, data_root, n=n, progress=progress)
+        # --n subsets the cached set; passing it to load_or_generate would regenerate (and
+        # overwrite) the shared cache at another size.
+        data = first_n(load_or_generate(preset, set_name, data_root, progress=progress), n)
         snr = float(np.mean(data.snr_db))
         start = time.perf_counter()
         rows += evaluate_set(classical_baselines(snr) + learned, data, set_name, preset)
@@ -247,7 +258,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     parser.add_argument("--run", type=Path, default=None,
                         help="distillation run directory whose teacher/students become rows")
     parser.add_argument("--n", type=int, default=None,
-                        help="sequences per set (default: the preset's split size)")
+                        help="evaluate only the first N sequences of each cached set")
     parser.add_argument("--json", type=Path, default=None, help="write the JSON result here")
     parser.add_argument("--plot", type=Path, default=None,
                         help="PNG plot path (default: next to --json)")

@@ -31,7 +31,7 @@ from csi.dataset import ChannelSet
 from csi.metrics import nmse_db
 from csi.predictors import Predictor
 from csi.presets import Preset
-from distill.bench_accuracy import classical_baselines, evaluate_set, format_grid
+from distill.bench_accuracy import classical_baselines, evaluate_set, first_n, format_grid
 
 DEFAULT_SNR_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
 SNR_SET = "test"
@@ -120,15 +120,6 @@ def sweep_speed(predictors_at: PredictorFactory, sets: dict[str, ChannelSet],
 def predictor_factory(learned: list[Predictor]) -> PredictorFactory:
     """Classical baselines told the SNR (Kalman) followed by the fixed learned predictors."""
     return lambda snr: classical_baselines(snr) + learned
-
-
-def first_n(data: ChannelSet, n: int | None) -> ChannelSet:
-    """The first ``n`` sequences of ``data`` (all of them for ``None``)."""
-    if n is None or n >= len(data):
-        return data
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
-    return data.subset(np.arange(n))
 
 
 def run_robustness(preset: Preset, data_root: Path, run_dir: Path | None,
