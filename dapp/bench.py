@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from csi.synthetic import multipath_channels
 from dapp.artifact import MODEL_FILE, write_artifact
 from dapp.flops import cpu_peak_flops_per_core, model_flops
 from dapp.runner import OnnxRunner
+from kdran.net import free_port
 
 BATCHES = (1, 16)
 SYNTHETIC_HIDDEN = 64
@@ -176,11 +176,6 @@ def torch_rows(path: Path, cfg: BenchSettings) -> list[Row]:
 
 
 # -- gRPC paths --------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @dataclass(frozen=True)
 class Served:
@@ -197,7 +192,7 @@ def served(artifact: Path, preset: Preset, workdir: Path) -> Iterator[Served]:
     from dapp.client import DappClient
 
     workdir.mkdir(parents=True, exist_ok=True)
-    port, sock = _free_port(), workdir / "dapp.sock"
+    port, sock = free_port(), workdir / "dapp.sock"
     log = (workdir / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdran", "dapp", "serve", "--model", str(artifact),

@@ -33,7 +33,8 @@ from typing import Any
 from kdran.demo_config import DEMO_DIR, DemoConfig, DemoConfigError, load_demo_config
 from kdran.demo_events import DuWatcher, NmseSample, Recorder, parse_xapp_line
 from kdran.demo_prepare import PreparedModels, is_prepared
-from kdran.demo_procs import Child, free_port
+from kdran.demo_procs import Child
+from kdran.net import free_port
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 READY_TIMEOUT_S = 60.0

@@ -17,7 +17,6 @@ import codecs
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -27,12 +26,6 @@ from typing import IO
 
 LineCallback = Callable[[str], None]
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _parent_of(pid: int) -> int | None:

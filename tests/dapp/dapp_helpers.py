@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +38,19 @@ def write_test_artifact(directory: Path, kind: str, version: str,
     write_artifact(directory, directory / "model.onnx",
                    {"version": version, "kind": kind, "preset": preset.name})
     return directory
+
+
+def serve_subprocess(state: Path, port: int, log: Path,
+                     seed: Path | None = None) -> subprocess.Popen[bytes]:
+    """``kdran dapp serve`` (tiny preset) as a real process on 127.0.0.1:``port``, output
+    appended to ``log``; ``KDRAN_DAPP_*`` variables of the test environment are not passed on."""
+    cmd = [sys.executable, "-m", "kdran", "dapp", "serve", "--preset", "tiny",
+           "--listen", f"127.0.0.1:{port}", "--state-dir", str(state), "--metrics-port", "0"]
+    if seed is not None:
+        cmd += ["--model", str(seed)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KDRAN_DAPP_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def start_dapp(state_dir: Path, seed: Path | None = None, uds: str = "",

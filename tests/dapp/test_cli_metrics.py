@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -24,14 +23,10 @@ from dapp.cli import register
 from dapp.client import DappClient
 from dapp.messages import Observation
 from kdran.cli import main
+from kdran.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _documented_dapp_metrics() -> dict[str, str]:
@@ -45,7 +40,7 @@ def _documented_dapp_metrics() -> dict[str, str]:
 @pytest.fixture
 def served(tmp_path: Path, make_artifact: MakeArtifact) -> Iterator[tuple[subprocess.Popen, str,
                                                                            int, Path]]:
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     env = dict(os.environ, KDRAN_DAPP_PRESET="tiny", KDRAN_DAPP_LISTEN=f"127.0.0.1:{port}",
                KDRAN_DAPP_METRICS_PORT=str(metrics_port),
                KDRAN_DAPP_STATE_DIR=str(tmp_path / "state"),

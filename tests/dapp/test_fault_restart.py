@@ -3,40 +3,23 @@ with the last known good model, and the staging area of the killed upload is gon
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-from dapp_helpers import MakeArtifact, doppler_channels
+from dapp_helpers import MakeArtifact, doppler_channels, serve_subprocess
 
 from csi.presets import TINY
 from dapp.artifact import sha256_file
 from dapp.client import DappClient
+from kdran.net import free_port
 from kdran.v1 import model_manager_pb2 as mm
 
 HISTORY = doppler_channels(1, TINY.history, seed=4)[0]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(state: Path, port: int, log: Path, seed: Path | None = None) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "kdran", "dapp", "serve", "--preset", "tiny",
-           "--listen", f"127.0.0.1:{port}", "--state-dir", str(state), "--metrics-port", "0"]
-    if seed is not None:
-        cmd += ["--model", str(seed)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KDRAN_DAPP_")}
-    with log.open("ab") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def _connect(port: int) -> DappClient:
@@ -68,8 +51,8 @@ def _stalled_upload(client: DappClient, directory: Path, release: threading.Even
 def test_sigkill_restart_serves_last_known_good(tmp_path: Path,
                                                 make_artifact: MakeArtifact) -> None:
     state, log = tmp_path / "state", tmp_path / "dapp.log"
-    port = _free_port()
-    proc = _serve(state, port, log, seed=make_artifact("linear", "lin-1"))
+    port = free_port()
+    proc = serve_subprocess(state, port, log, seed=make_artifact("linear", "lin-1"))
     release, stalled = threading.Event(), threading.Event()
     try:
         with _connect(port) as client:
@@ -82,7 +65,7 @@ def test_sigkill_restart_serves_last_known_good(tmp_path: Path,
             release.set()
             call.cancel()
 
-        proc = _serve(state, port, log)                  # no --model: the store must suffice
+        proc = serve_subprocess(state, port, log)        # no --model: the store must suffice
         with _connect(port) as client:
             status = client.status()
             assert (status.versions.active, status.versions.shadow) == ("out-2", "lin-3")

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,16 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from kdran.net import free_port
+
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
 INSTALL_HINT = "apt-get install prometheus (the Debian package provides /usr/bin/prometheus)"
 T = TypeVar("T")
 
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(fn: Callable[[], T], ok: Callable[[T], bool], timeout_s: float, what: str,

@@ -4,7 +4,6 @@ server for restart tests, the test-double job script, a fake dApp."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from kdran.net import free_port
+
 REDIS_URL = "redis://127.0.0.1:6379"
 FAKE_JOB = Path(__file__).with_name("fake_job.py")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,11 +4,7 @@ status, and a real ``kdran dapp serve`` SIGKILLed and restarted in the middle of
 from __future__ import annotations
 
 import importlib.util
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +15,7 @@ from typing import Any
 import pytest
 from ricxappframe.xapp_sdl import SDLWrapper
 
+from kdran.net import free_port
 from xapp.config import RolloutConfig
 from xapp.registry import ModelRecord, Registry
 from xapp.resync import Resync, WatchedDapp
@@ -151,21 +148,6 @@ def test_a_call_that_succeeds_after_a_failure_resyncs() -> None:
 
 # -- a real dApp, killed and restarted during a rollout ------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(state: Path, port: int, log: Path, seed: Path | None = None) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "kdran", "dapp", "serve", "--preset", "tiny",
-           "--listen", f"127.0.0.1:{port}", "--state-dir", str(state), "--metrics-port", "0"]
-    if seed is not None:
-        cmd += ["--model", str(seed)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KDRAN_DAPP_")}
-    with log.open("ab") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-
 
 def _wait(condition: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
@@ -180,7 +162,7 @@ def test_sigkilled_dapp_mid_rollout_is_resynced(tmp_path: Path) -> None:
     helpers = _dapp_helpers()
     artifacts = {v: helpers.write_test_artifact(tmp_path / "art" / v, kind, v)
                  for v, kind in (("lin-1", "linear"), ("out-2", "outdated"), ("lin-3", "linear"))}
-    state, log, port = tmp_path / "state", tmp_path / "dapp.log", _free_port()
+    state, log, port = tmp_path / "state", tmp_path / "dapp.log", free_port()
     registry = _registry(*artifacts)
     in_flight = InFlight()
     resync = Resync(registry, in_flight)
@@ -189,7 +171,7 @@ def test_sigkilled_dapp_mid_rollout_is_resynced(tmp_path: Path) -> None:
     config = RolloutConfig(min_scored_predictions=10**9, shadow_timeout_s=120.0,
                            poll_interval_s=0.1, shadow_listing_timeout_s=60.0)
     rollout = Rollout(config, registry, in_flight=in_flight)
-    proc = _serve(state, port, log, seed=artifacts["lin-1"])
+    proc = helpers.serve_subprocess(state, port, log, seed=artifacts["lin-1"])
     results: list[RolloutResult] = []
     try:
         client.wait_ready(timeout_s=60)
@@ -208,7 +190,7 @@ def test_sigkilled_dapp_mid_rollout_is_resynced(tmp_path: Path) -> None:
         assert proc.wait(timeout=10) == -signal.SIGKILL
         _wait(lambda: watched.down, 30, "the rollout's status poll to fail")
         assert in_flight.version("du-1") == "lin-3"          # the rollout waits, it did not fail
-        proc = _serve(state, port, log)                      # same port, same state dir
+        proc = helpers.serve_subprocess(state, port, log)    # same port, same state dir
         worker.join(timeout=90)
         assert not worker.is_alive()
         [result] = results
