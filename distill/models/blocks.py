@@ -145,27 +145,3 @@ class Encoder(nn.Module):
             x = block(x, trace)
         return self.norm(x)
 
-
-class TemporalSkip(nn.Module):
-    """A learned global linear predictor ``future[h] = sum_t c[h, t] * history[t]``, complex ``c``.
-
-    Shared by every antenna and RB. Initialised to outdated CSI (``c[h, last] = 1``), so a model
-    with this skip and a zero-initialised head starts exactly at the outdated-CSI baseline and only
-    has to learn the sequence-specific correction. ``history`` ``[b, t, antenna, rb, 2]`` ->
-    ``[b, horizon, antenna, rb, 2]``.
-    """
-
-    def __init__(self, history: int, horizon: int) -> None:
-        super().__init__()
-        init = torch.zeros(horizon, history)
-        init[:, -1] = 1.0
-        self.c_re = nn.Parameter(init)
-        self.c_im = nn.Parameter(torch.zeros(horizon, history))
-
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
-        x_re, x_im = history[..., 0], history[..., 1]
-        out_re = torch.einsum("ht,btar->bhar", self.c_re, x_re) - torch.einsum(
-            "ht,btar->bhar", self.c_im, x_im)
-        out_im = torch.einsum("ht,btar->bhar", self.c_re, x_im) + torch.einsum(
-            "ht,btar->bhar", self.c_im, x_re)
-        return torch.stack([out_re, out_im], dim=-1)

@@ -1,15 +1,17 @@
 """The student: a few-token transformer sized for sub-millisecond inference on one CPU core.
 
-Latency comes from the token count, so the student folds time into the token: one token per
-space-frequency patch (``patch_a`` antennas x ``patch_r`` RBs) carrying that patch's whole history
-(``history x patch_a x patch_r x 2`` values). At std that is 4 x 6 = 24 tokens, the same
-space-frequency grid as the teacher's, so attention relations of the two can be compared token for
-token (the teacher's are pooled over its time patches).
+The student refines a classical forecast: an in-graph AR/Wiener predictor (``ArPrior``) gives a
+first guess of the future, and the network predicts the correction. Each antenna/RB series (its
+noisy history followed by the AR forecast, ``history + horizon`` complex values) is first mixed
+down to ``time_features`` values by one shared linear map; latency then comes from the token count,
+so the student folds these features into the token: one token per space-frequency patch
+(``patch_a`` antennas x ``patch_r`` RBs, ``patch_a * patch_r * time_features`` values). At std that
+is 4 x 6 = 24 tokens, the same space-frequency grid as the teacher's, so attention relations of the
+two can be compared token for token (the teacher's are pooled over its time patches).
 
 Two heads:
-- channel head: per token, a linear map to its ``horizon`` future patch values, added to a learned
-  global linear predictor (``TemporalSkip``, initialised to outdated CSI; the head starts at zero,
-  so training starts from the outdated-CSI baseline);
+- channel head: per token, a linear map to its ``horizon`` future patch values, added to the AR
+  forecast (the head starts at zero, so training starts from the AR/Wiener baseline);
 - beam head: the first predicted step's codebook gains in dB (``CodebookScores``) plus a learned
   correction from the mean-pooled tokens.
 
@@ -26,7 +28,8 @@ from torch import nn
 
 from csi.presets import Preset
 from distill.models.beams import CodebookScores
-from distill.models.blocks import AttentionTrace, Encoder, TemporalSkip, grid_encoding
+from distill.models.ar_prior import ArPrior
+from distill.models.blocks import AttentionTrace, Encoder, grid_encoding
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class StudentConfig:
     head_dim: int
     heads: tuple[int, ...]
     mlp: tuple[int, ...]
+    time_features: int = 8
+    ar_order: int = 6
+    ar_rb_stride: int = 1
 
     def __post_init__(self) -> None:
         problems = [f"{name} ({size}) is not a multiple of patch {patch}"
@@ -74,8 +80,10 @@ class StudentConfig:
 
 
 _SIZES: dict[str, dict[str, object]] = {
-    "tiny": dict(patch_a=4, patch_r=4, dim=32, head_dim=8, heads=(4, 4), mlp=(64, 64)),
-    "std": dict(patch_a=8, patch_r=8, dim=64, head_dim=16, heads=(4, 4, 4), mlp=(128, 128, 128)),
+    "tiny": dict(patch_a=4, patch_r=4, dim=32, head_dim=8, heads=(4, 4), mlp=(64, 64),
+                 time_features=4),
+    "std": dict(patch_a=8, patch_r=8, dim=64, head_dim=16, heads=(4, 4, 4), mlp=(128, 128, 128),
+                time_features=8, ar_rb_stride=4),
 }
 _SIZES["demo"] = _SIZES["full"] = _SIZES["std"]
 
@@ -98,14 +106,14 @@ class Student(nn.Module):
     def __init__(self, cfg: StudentConfig, preset: Preset) -> None:
         super().__init__()
         self.cfg = cfg
-        token_in = cfg.history * cfg.patch_a * cfg.patch_r * 2
-        self.embed = nn.Linear(token_in, cfg.dim)
+        self.prior = ArPrior(cfg.history, cfg.horizon, cfg.ar_order, cfg.ar_rb_stride)
+        self.time_mix = nn.Linear((cfg.history + cfg.horizon) * 2, cfg.time_features)
+        self.embed = nn.Linear(cfg.patch_a * cfg.patch_r * cfg.time_features, cfg.dim)
         self.register_buffer("pos", grid_encoding(cfg.grid, cfg.dim), persistent=False)
         self.encoder = Encoder(cfg.dim, cfg.heads, cfg.head_dim, cfg.mlp)
         self.channel_head = nn.Linear(cfg.dim, cfg.horizon * cfg.patch_a * cfg.patch_r * 2)
         self.beam_head = nn.Linear(cfg.dim, cfg.n_beams)
-        self.skip = TemporalSkip(cfg.history, cfg.horizon)
-        for head in (self.channel_head, self.beam_head):   # start from outdated CSI + codebook
+        for head in (self.channel_head, self.beam_head):   # start from AR/Wiener + codebook
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.beams = CodebookScores(preset)
@@ -117,28 +125,33 @@ class Student(nn.Module):
         """This student's config with ``changes`` (used by pruning)."""
         return replace(self.cfg, **changes)  # type: ignore[arg-type]
 
-    def _tokens(self, history: torch.Tensor) -> torch.Tensor:
-        """``[b, t, antenna, rb, 2]`` -> ``[b, a_p * r_p, t * patch_a * patch_r * 2]``."""
+    def _tokens(self, history: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """History ``[b, history, antenna, rb, 2]`` and AR forecast ``[b, horizon, antenna, rb,
+        2]`` -> tokens ``[b, a_p * r_p, patch_a * patch_r * time_features]``."""
         c = self.cfg
-        b, t = history.shape[:2]
-        x = history.reshape(b, t, c.grid[0], c.patch_a, c.grid[1], c.patch_r, 2)
-        return x.permute(0, 2, 4, 1, 3, 5, 6).reshape(b, c.n_tokens, -1)
+        b = history.shape[0]
+        series = torch.cat([history, prior], dim=1).permute(0, 2, 3, 1, 4)  # [b, a, r, t, 2]
+        feats = self.time_mix(series.reshape(b, c.n_ant, c.n_rb, -1))       # [b, a, r, f]
+        x = feats.reshape(b, c.grid[0], c.patch_a, c.grid[1], c.patch_r, c.time_features)
+        return x.permute(0, 1, 3, 2, 4, 5).reshape(b, c.n_tokens, -1)
 
-    def _future(self, tokens: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """Token outputs ``[b, n, dim]`` + history ``[b, t, antenna, rb, 2]`` -> future."""
+    def _future(self, tokens: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """Token outputs ``[b, n, dim]`` + AR forecast ``[b, horizon, antenna, rb, 2]`` ->
+        future."""
         c = self.cfg
         b = tokens.shape[0]
         delta = self.channel_head(tokens).reshape(b, c.grid[0], c.grid[1], c.horizon, c.patch_a,
                                                   c.patch_r, 2)
         delta = delta.permute(0, 3, 1, 4, 2, 5, 6).reshape(b, c.horizon, c.n_ant, c.n_rb, 2)
-        return self.skip(history) + delta
+        return prior + delta
 
     def forward_traced(self, history: torch.Tensor, trace: AttentionTrace | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """(future ``[b, horizon, antenna, rb, 2]``, beam_logits ``[b, n_beams]``); fills
         ``trace``."""
-        encoded = self.encoder(self.embed(self._tokens(history)) + self.pos, trace)
-        future = self._future(encoded, history)
+        prior = self.prior(history)
+        encoded = self.encoder(self.embed(self._tokens(history, prior)) + self.pos, trace)
+        future = self._future(encoded, prior)
         logits = self.beams(future[:, 0]) + self.beam_head(encoded.mean(dim=1))
         return future, logits
 

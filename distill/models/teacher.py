@@ -9,8 +9,8 @@ puts learned mask tokens at the hidden positions and reconstructs their patches 
 Pretraining masks tokens three ways (``distill.masks``): random tokens, the last time patches, or
 whole frequency columns. Prediction is the time mask that hides exactly the ``horizon`` future
 steps: ``forward(history)`` feeds the history tokens as the visible set, decodes the future tokens
-with a prediction head (the change from a learned linear predictor that starts as outdated
-CSI; the head is zero at initialisation) and returns
+with a prediction head (the correction to an in-graph AR/Wiener forecast, ``ArPrior``; the head
+is zero at initialisation, so prediction training starts from the AR/Wiener baseline) and returns
 the future plus beam scores computed from the first predicted step over the DFT codebook.
 """
 
@@ -23,7 +23,8 @@ from torch import nn
 
 from csi.presets import Preset
 from distill.models.beams import CodebookScores
-from distill.models.blocks import AttentionTrace, Encoder, TemporalSkip, grid_encoding
+from distill.models.ar_prior import ArPrior
+from distill.models.blocks import AttentionTrace, Encoder, grid_encoding
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TeacherConfig:
     dec_depth: int
     dec_heads: int
     mlp_ratio: int = 4
+    ar_order: int = 6
 
     def __post_init__(self) -> None:
         problems = [f"{name} ({size}) is not a multiple of patch {patch}"
@@ -147,10 +149,9 @@ class Teacher(nn.Module):
                                cfg.dec_dim // cfg.dec_heads,
                                (cfg.mlp_ratio * cfg.dec_dim,) * cfg.dec_depth)
         self.head = nn.Linear(cfg.dec_dim, cfg.patch_size)
-        # Prediction head: the change of each future patch from a learned global linear predictor
-        # (initialised to outdated CSI). Zero at initialisation, so prediction training starts from
-        # outdated CSI, not from noise.
-        self.skip = TemporalSkip(cfg.history, cfg.horizon)
+        # Prediction head: the correction of each future patch to the AR/Wiener forecast. Zero at
+        # initialisation, so prediction training starts from the classical baseline, not noise.
+        self.prior = ArPrior(cfg.history, cfg.horizon, cfg.ar_order)
         self.predict_head = nn.Linear(cfg.dec_dim, cfg.patch_size)
         nn.init.zeros_(self.predict_head.weight)
         nn.init.zeros_(self.predict_head.bias)
@@ -186,14 +187,14 @@ class Teacher(nn.Module):
 
     def decode_future(self, encoded: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """Encoded history tokens and the history ``[b, history, antenna, rb, 2]`` -> future
-        ``[b, horizon, antenna, rb, 2]`` = linear skip + decoded change."""
+        ``[b, horizon, antenna, rb, 2]`` = AR/Wiener forecast + decoded correction."""
         b, n_hist = encoded.shape[:2]
         n_future = self.cfg.n_tokens - n_hist
         full = torch.cat([self.bridge(encoded),
                           self.mask_token.expand(b, n_future, -1)], dim=1) + self.dec_pos
         decoded = self.decoder(full)[:, n_hist:]
         delta = unpatchify(self.predict_head(decoded), self.cfg, self.cfg.horizon)
-        return self.skip(history) + delta
+        return self.prior(history) + delta
 
     def forward(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[b, history, antenna, rb, 2]`` -> (future ``[b, horizon, antenna, rb, 2]``,

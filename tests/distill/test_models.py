@@ -33,11 +33,11 @@ def test_std_sizes_teacher_millions_student_under_half_million() -> None:
     assert 0 < forward_flops(student, STD) < forward_flops(teacher, STD)
 
 
-def test_untrained_models_start_at_outdated_csi() -> None:
+def test_untrained_models_start_at_the_ar_forecast() -> None:
     x = torch.randn(2, TINY.history, TINY.n_ant, TINY.n_rb, 2)
     for model in (Teacher(teacher_config(TINY), TINY), Student(student_config(TINY), TINY)):
         future, _ = model(x)
-        torch.testing.assert_close(future, x[:, -1:].expand_as(future))
+        torch.testing.assert_close(future, model.prior(x))
 
 
 def test_patchify_roundtrip() -> None:
