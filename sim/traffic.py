@@ -141,6 +141,24 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+class ChPredDeltas:
+    """Per-key ``VS.ChPred.Count`` / ``VS.ChPred.Fallback`` deltas from the dApp's cumulative
+    prediction and fallback counters (a counter that went backwards, e.g. after a dApp restart,
+    gives 0, not a negative count). The first call for a key counts from 0 when
+    ``count_from_zero``, else from the values it sees (no delta yet)."""
+
+    def __init__(self, count_from_zero: bool) -> None:
+        self.count_from_zero = count_from_zero
+        self._previous: dict[str, tuple[int, int]] = {}
+
+    def __call__(self, key: str, predictions: int, fallbacks: int) -> dict[str, MeasNumber]:
+        start = (0, 0) if self.count_from_zero else (predictions, fallbacks)
+        last_p, last_f = self._previous.get(key, start)
+        self._previous[key] = (predictions, fallbacks)
+        return {m.CHPRED_COUNT: max(0, predictions - last_p),
+                m.CHPRED_FALLBACK: max(0, fallbacks - last_f)}
+
+
 class DuMetricsSource:
     """``source(now) -> [CellSnapshot]`` for ``sim.e2node.E2Node`` (see the module docstring).
 
@@ -157,7 +175,7 @@ class DuMetricsSource:
         self.period_s = period_s
         self.last_status: Any = None
         self.failed_status = 0
-        self._previous: dict[str, tuple[int, int]] = {}
+        self._deltas = ChPredDeltas(count_from_zero=True)
         self._lock = threading.Lock()
 
     def __call__(self, now: datetime) -> Sequence[CellSnapshot]:
@@ -179,12 +197,7 @@ class DuMetricsSource:
              m.DRB_UE_THP_DL, m.RRU_PRB_USED_DL, m.TB_TOT_NBR_DL, m.TB_ERR_TOTAL_NBR_DL))
         if group is None:
             return CellSnapshot(cell, values)
-        key = str(cell)
-        predictions, fallbacks = int(group.predictions), int(group.fallbacks)
-        last_p, last_f = self._previous.get(key, (0, 0))
-        self._previous[key] = (predictions, fallbacks)
-        values[m.CHPRED_COUNT] = max(0, predictions - last_p)
-        values[m.CHPRED_FALLBACK] = max(0, fallbacks - last_f)
+        values.update(self._deltas(str(cell), int(group.predictions), int(group.fallbacks)))
         nmse = _finite(group.nmse_db) if group.scored else None
         values[m.CHPRED_NMSE_DB_MEAN] = nmse
         values[m.CHPRED_NMSE_DB_P90] = _finite(group.nmse_db_p90) if group.scored else None

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sim.e2node import CellSnapshot, MeasNumber
+from sim.traffic import ChPredDeltas
 from xapp.config import Controls
 from xapp.controller import Controller
 from xapp.e2 import measurements as m
@@ -29,7 +30,7 @@ class DappStatusSource:
     def __init__(self, controls: Controls, controller: Controller) -> None:
         self.controls = controls
         self.controller = controller
-        self._last: dict[str, tuple[int, int]] = {}
+        self._deltas = ChPredDeltas(count_from_zero=False)
 
     def _values(self, meid: str) -> dict[str, MeasNumber]:
         nmse = p90 = None
@@ -46,11 +47,8 @@ class DappStatusSource:
                     nmse, p90 = model.nmse_db, model.nmse_db_p90
             predictions += int(status.predictions)
             fallbacks += int(status.fallbacks)
-        last_p, last_f = self._last.get(meid, (predictions, fallbacks))
-        self._last[meid] = (predictions, fallbacks)
         return {m.CHPRED_NMSE_DB_MEAN: nmse, m.CHPRED_NMSE_DB_P90: p90,
-                m.CHPRED_COUNT: max(0, predictions - last_p),
-                m.CHPRED_FALLBACK: max(0, fallbacks - last_f)}
+                **self._deltas(meid, predictions, fallbacks)}
 
     def __call__(self, now: datetime) -> Sequence[CellSnapshot]:
         snapshots: list[CellSnapshot] = []
