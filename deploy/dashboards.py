@@ -242,6 +242,16 @@ def overview() -> Dashboard:
                           f"(increase(kdran_xapp_rollouts_total{{{NS}}}[{RANGE}]))",
                           "{{outcome}}", instant=True),),
                   width=8, options={"orientation": "horizontal", "displayMode": "basic"}),
+            Panel("bargauge", "dApp re-syncs in range",
+                  "Registry entries the xApp corrected to a dApp's own status, and dApp restarts "
+                  "it detected, in the selected range.",
+                  (Target(f'sum by (dapp) (increase(kdran_xapp_resync_corrections_total'
+                          f'{{{NS}, dapp=~"$dapp"}}[{RANGE}]))', "{{dapp}} corrections",
+                          instant=True),
+                   Target(f'sum by (dapp) (increase(kdran_xapp_dapp_restarts_total'
+                          f'{{{NS}, dapp=~"$dapp"}}[{RANGE}]))', "{{dapp}} restarts",
+                          instant=True)),
+                  width=8, options={"orientation": "horizontal", "displayMode": "basic"}),
             Panel("table", "Model version per dApp (xApp registry)",
                   "Which version each dApp runs in which role, as the xApp knows it.",
                   (Target(f'max by (dapp, role, version) '

@@ -129,7 +129,8 @@ class Controller:
         """Scheduled retries by the failed job's id."""
         self._dapps: dict[str, DappHandle] = {}
         self.in_flight = InFlight()
-        self.resync = Resync(registry, self.in_flight, self.metrics.set_model_versions)
+        self.resync = Resync(registry, self.in_flight, self.metrics.set_model_versions,
+                             self.metrics.record_resync)
         self._resync_loop: ResyncLoop | None = None
 
     # -- configuration -------------------------------------------------------------------------

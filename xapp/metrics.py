@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from xapp.resync import ResyncReport
 
 JOB_PHASES = ("pending", "exporting_csi", "adapting", "distilling", "pruning", "exporting",
               "quantizing", "gates", "published", "rollout")
@@ -76,6 +80,12 @@ class XappMetrics:
         self.model_version = Gauge("kdran_xapp_model_version_info",
                                    "Model per dApp as the xApp knows it",
                                    ["dapp", "version", "role"], registry=r)
+        self.resync_corrections = Counter("kdran_xapp_resync_corrections",
+                                          "Registry entries re-sync corrected to a dApp's truth",
+                                          ["dapp"], registry=r)
+        self.dapp_restarts = Counter("kdran_xapp_dapp_restarts",
+                                     "dApp restarts seen by re-sync (start time moved)", ["dapp"],
+                                     registry=r)
         for outcome in ("received", "decoded", "failed"):
             self.kpm_reports.labels(outcome=outcome)
 
@@ -87,6 +97,12 @@ class XappMetrics:
         for role, version in roles.items():
             if version:
                 self.model_version.labels(dapp=dapp, version=version, role=role).set(1)
+
+    def record_resync(self, report: ResyncReport) -> None:
+        """Count one re-sync's corrections and a detected restart of its dApp (both series exist
+        from the dApp's first re-sync on, at 0 until something happens)."""
+        self.resync_corrections.labels(dapp=report.dapp).inc(len(report.corrections))
+        self.dapp_restarts.labels(dapp=report.dapp).inc(1 if report.restarted else 0)
 
     def forget_cells(self, labels: list[str]) -> None:
         """Drop the per-cell gauge series of streams no longer tracked (evicted)."""

@@ -8,7 +8,8 @@ with every online score reset; a dApp may also lose the shadow. ``Resync.reconci
 1. compares the believed roles with ``status.versions`` and rewrites the registry's roles and
    model states to the dApp's truth (a believed active that is no longer active → ``retired``; a
    believed shadow that is gone → ``discarded``), then logs ``resync_corrected`` with every change
-   and updates ``kdran_xapp_model_version_info``;
+   and updates ``kdran_xapp_model_version_info``, ``kdran_xapp_resync_corrections_total`` and
+   ``kdran_xapp_dapp_restarts_total``;
 2. when a rollout is in its shadow phase on that dApp (``InFlight``) and the dApp restarted
    (its ``uptime_s`` went down) or no longer holds the shadow, interrupts it: the rollout ends
    with outcome ``interrupted`` (``xapp.rollout``).
@@ -72,10 +73,12 @@ class Resync:
     """Reconciles the registry with the dApps' status; thread-safe."""
 
     def __init__(self, registry: Registry, in_flight: InFlight,
-                 on_roles: Callable[[str, dict[str, str]], None] | None = None) -> None:
+                 on_roles: Callable[[str, dict[str, str]], None] | None = None,
+                 on_report: Callable[[ResyncReport], None] | None = None) -> None:
         self.registry = registry
         self.in_flight = in_flight
         self._on_roles = on_roles
+        self._on_report = on_report
         self._lock = threading.Lock()
         self._started: dict[str, float] = {}
 
@@ -121,7 +124,10 @@ class Resync:
                      corrections=corrections, roles=truth)
         else:
             decision("resync_ok", level=logging.DEBUG, dapp=dapp, restarted=restarted)
-        return ResyncReport(dapp, restarted, tuple(corrections), interrupted)
+        report = ResyncReport(dapp, restarted, tuple(corrections), interrupted)
+        if self._on_report is not None:
+            self._on_report(report)
+        return report
 
     def _interrupt(self, dapp: str, shadow: str, restarted: bool) -> str:
         """Interrupt the rollout in flight on ``dapp`` when the dApp restarted or lost its

@@ -18,6 +18,7 @@ from ricxappframe.xapp_sdl import SDLWrapper
 from kdran.net import free_port
 from xapp.config import RolloutConfig
 from xapp.registry import ModelRecord, Registry
+from xapp.metrics import XappMetrics
 from xapp.resync import Resync, WatchedDapp
 from xapp.rollout import InFlight, Rollout, RolloutInterrupted, RolloutResult, RolloutTarget
 
@@ -64,7 +65,9 @@ def test_reconcile_rewrites_roles_and_states_to_the_dapps_truth() -> None:
     registry.set_model_state("v3", "du-1", "shadow")
     registry.put_dapp_roles("du-1", {"active": "v2", "shadow": "v3", "previous": "v1"})
     seen: list[tuple[str, dict[str, str]]] = []
-    resync = Resync(registry, InFlight(), lambda dapp, roles: seen.append((dapp, roles)))
+    metrics = XappMetrics()
+    resync = Resync(registry, InFlight(), lambda dapp, roles: seen.append((dapp, roles)),
+                    metrics.record_resync)
 
     # The dApp lost v3 and serves v1 (e.g. v2 failed to load after a restart).
     report = resync.reconcile("du-1", Status(Versions(active="v1")))
@@ -80,6 +83,9 @@ def test_reconcile_rewrites_roles_and_states_to_the_dapps_truth() -> None:
     # A second pass finds nothing left to correct and writes nothing.
     assert resync.reconcile("du-1", Status(Versions(active="v1"), uptime_s=101)).corrections == ()
     assert len(seen) == 1
+    # The corrections are counted per dApp (the metric the dashboards and alerts can use).
+    assert metrics.registry.get_sample_value("kdran_xapp_resync_corrections_total",
+                                             {"dapp": "du-1"}) == 6
 
 
 def test_reconcile_records_models_the_registry_had_not_placed() -> None:
@@ -98,14 +104,17 @@ def test_reconcile_records_models_the_registry_had_not_placed() -> None:
 ])
 def test_reconcile_interrupts_a_rollout_the_dapp_cannot_finish(uptime_s: float, shadow: str,
                                                                interrupted: str) -> None:
-    registry, in_flight = _registry("v1", "v2"), InFlight()
-    resync = Resync(registry, in_flight)
+    registry, in_flight, metrics = _registry("v1", "v2"), InFlight(), XappMetrics()
+    resync = Resync(registry, in_flight, on_report=metrics.record_resync)
     resync.reconcile("du-1", Status(Versions(active="v1", shadow="v2"), uptime_s=100.0))
     in_flight.begin("du-1", "v2")
     report = resync.reconcile("du-1", Status(Versions(active="v1", shadow=shadow),
                                              uptime_s=uptime_s))
     assert report.interrupted == interrupted
     assert report.restarted == (uptime_s < 100.0)
+    restarts = metrics.registry.get_sample_value("kdran_xapp_dapp_restarts_total",
+                                                 {"dapp": "du-1"})
+    assert restarts == (1.0 if report.restarted else 0.0)
     if interrupted:
         with pytest.raises(RolloutInterrupted, match=r"restarted|no longer on the dApp"):
             in_flight.check("du-1")
