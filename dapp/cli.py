@@ -136,6 +136,10 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
     _add(serve, "stream-rate", DEFAULT_STREAM_RATE,
          "observations/s per Observe stream (token bucket; 0 = no limit)", float)
     _add(serve, "stream-burst", DEFAULT_STREAM_BURST, "token bucket size of --stream-rate", int)
+    _add(serve, "unary-rate", DEFAULT_STREAM_RATE,
+         "observations/s per client over Predict + PredictBatch (token bucket; 0 = no limit)",
+         float)
+    _add(serve, "unary-burst", DEFAULT_STREAM_BURST, "token bucket size of --unary-rate", int)
     _add(serve, "export-limit", DEFAULT_EXPORT_SEQUENCES,
          "sequences per ExportRecentCsi call at most", int)
     _add(serve, "export-max-mb", DEFAULT_EXPORT_BYTES / 2**20,
@@ -173,7 +177,8 @@ def serve_handler(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         limits = ServiceLimits(args.stream_rate, args.stream_burst, args.export_limit,
-                               int(args.export_max_mb * 2**20))
+                               int(args.export_max_mb * 2**20), args.unary_rate,
+                               args.unary_burst)
         dapp = build_dapp(
             get_preset(args.preset), Path(args.state_dir),
             Path(args.model) if args.model else None,

@@ -16,6 +16,7 @@ import queue
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 import numpy as np
@@ -69,13 +70,16 @@ class DappClient:
     """Client of one dApp at ``target`` (``host:port`` or ``unix:/path``); plaintext unless
     ``tls`` is given."""
 
-    def __init__(self, target: str, timeout_s: float = 10.0, tls: ClientTls | None = None) -> None:
+    def __init__(self, target: str, timeout_s: float = 10.0, tls: ClientTls | None = None,
+                 options: Sequence[tuple[str, Any]] = ()) -> None:
+        """``options``: extra gRPC channel arguments (e.g. ``("grpc.use_local_subchannel_pool",
+        1)`` for a connection of its own instead of one shared with other channels)."""
         self.target, self.timeout_s = target, timeout_s
         if tls is None:
-            self.channel = grpc.insecure_channel(target, options=channel_options())
+            self.channel = grpc.insecure_channel(target, options=[*channel_options(), *options])
         else:
-            self.channel = grpc.secure_channel(target, tls.credentials(),
-                                               options=[*channel_options(), *tls.options()])
+            self.channel = grpc.secure_channel(
+                target, tls.credentials(), options=[*channel_options(), *tls.options(), *options])
         self.predictor = pb_grpc.ChannelPredictorStub(self.channel)
         self.manager = mm_grpc.ModelManagerStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)

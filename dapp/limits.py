@@ -12,6 +12,9 @@ configurable with ``kdran dapp serve`` flags / env):
 - ``stream_rate`` / ``stream_burst``: observations per second on one ``Observe`` stream, as a token
   bucket (default 20 000/s, burst 2 000: 100 UEs at a 5 ms SRS period on one stream); over it
   the stream ends with RESOURCE_EXHAUSTED. 0 = no limit.
+- ``unary_rate`` / ``unary_burst``: observations per second one client (gRPC peer, i.e. one
+  connection) may send through ``Predict`` and ``PredictBatch`` together (a batch of n takes n
+  tokens; same defaults); over it the call is refused with RESOURCE_EXHAUSTED. 0 = no limit.
 - ``export_sequences`` / ``export_bytes``: an ``ExportRecentCsi`` stream ends after this many
   sequences (default 10 000) or before its payload would pass this many bytes (default 256 MiB).
 - the tracked-UE limit lives in ``EngineConfig.max_ues`` (a new UE beyond it is refused).
@@ -40,10 +43,14 @@ class ServiceLimits:
     stream_burst: int = DEFAULT_STREAM_BURST
     export_sequences: int = DEFAULT_EXPORT_SEQUENCES
     export_bytes: int = DEFAULT_EXPORT_BYTES
+    unary_rate: float = DEFAULT_STREAM_RATE
+    unary_burst: int = DEFAULT_STREAM_BURST
 
     def __post_init__(self) -> None:
         if self.stream_rate < 0 or self.stream_burst < 1:
             raise ValueError("stream_rate must be >= 0 and stream_burst >= 1")
+        if self.unary_rate < 0 or self.unary_burst < 1:
+            raise ValueError("unary_rate must be >= 0 and unary_burst >= 1")
         if self.export_sequences < 1 or self.export_bytes < 1:
             raise ValueError("export limits must be positive")
 

@@ -1,13 +1,16 @@
-"""Token bucket: the per-stream message rate limit of the data plane.
+"""Token buckets: the message rate limits of the data plane.
 
-A bucket holds at most ``burst`` tokens and refills at ``rate`` tokens per second; a message
-takes one. ``rate`` 0 disables the limit. Not thread-safe: one bucket belongs to one stream,
-which one gRPC worker thread serves.
+A bucket holds at most ``burst`` tokens and refills at ``rate`` tokens per second; an observation
+takes one. ``TokenBucket`` is not thread-safe: one bucket belongs to one ``Observe`` stream, which
+one gRPC worker thread serves. ``ClientBuckets`` is the thread-safe, bounded map of buckets per
+client (gRPC peer) that the unary ``Predict``/``PredictBatch`` calls share.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 
@@ -31,3 +34,32 @@ class TokenBucket:
             return False
         self._tokens -= n
         return True
+
+
+class ClientBuckets:
+    """One ``TokenBucket(rate, burst)`` per client key, for at most ``max_clients`` clients (the
+    least recently seen is forgotten first, so a churn of peers cannot grow memory). Thread-safe.
+    """
+
+    def __init__(self, rate: float, burst: int, max_clients: int = 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_clients < 1:
+            raise ValueError(f"max_clients must be >= 1, got {max_clients}")
+        TokenBucket(rate, burst, clock)                     # validate once, here
+        self.rate, self.burst, self.max_clients, self.clock = rate, burst, max_clients, clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, client: str, n: int = 1) -> bool:
+        """Take ``n`` tokens from ``client``'s bucket (True), or none if it has fewer (False)."""
+        with self._lock:
+            bucket = self._buckets.pop(client, None) or TokenBucket(self.rate, self.burst,
+                                                                     self.clock)
+            self._buckets[client] = bucket
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+            return bucket.take(n)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._buckets)

@@ -5,6 +5,7 @@ encode the answer. A ``DappError`` becomes ``context.abort(error.code, message)`
 the offending call (a stream ends at the bad message), everything else keeps being served.
 Latency is measured from the decoded request to the encoded answer (per message on a stream).
 Per-client limits (``dapp.limits.ServiceLimits``): each ``Observe`` stream has a token bucket,
+each client (gRPC peer) one more for its ``Predict``/``PredictBatch`` observations,
 ``ExportRecentCsi`` is bounded in sequences and bytes.
 """
 
@@ -23,7 +24,7 @@ from dapp.errors import Cancelled, DappError, InvalidInput, TooLarge
 from dapp.limits import MAX_BATCH, ServiceLimits
 from dapp.manager import DeploySpec, ModelManager
 from dapp.metrics import DappMetrics
-from dapp.ratelimit import TokenBucket
+from dapp.ratelimit import ClientBuckets, TokenBucket
 from kdran.v1 import model_manager_pb2 as mm
 from kdran.v1 import model_manager_pb2_grpc as mm_grpc
 from kdran.v1 import predictor_pb2 as pb
@@ -57,6 +58,15 @@ class PredictorService(pb_grpc.ChannelPredictorServicer):
                  limits: ServiceLimits | None = None) -> None:
         self.engine, self.metrics, self.max_batch = engine, metrics, max_batch
         self.limits = limits or ServiceLimits()
+        self._unary = (ClientBuckets(self.limits.unary_rate, self.limits.unary_burst)
+                       if self.limits.unary_rate > 0 else None)
+
+    def _check_unary_rate(self, context: grpc.ServicerContext, observations: int) -> None:
+        """RESOURCE_EXHAUSTED when this client's unary calls exceed their observation rate."""
+        if self._unary is not None and not self._unary.take(context.peer(), observations):
+            raise TooLarge(f"client exceeds its rate limit of {self.limits.unary_rate:g} "
+                           f"observations/s over Predict/PredictBatch (burst "
+                           f"{self.limits.unary_burst})")
 
     def Observe(self, request_iterator: Iterator[pb.Observation],
                 context: grpc.ServicerContext) -> Iterator[pb.Prediction]:
@@ -82,6 +92,7 @@ class PredictorService(pb_grpc.ChannelPredictorServicer):
         t0 = time.perf_counter()
 
         def run() -> pb.PredictResponse:
+            self._check_unary_rate(context, 1)
             history = convert.from_tensor(request.history, "history")
             answer = self.engine.predict(history, request.horizon, request.ue_id,
                                          _deadline_at(context))
@@ -100,6 +111,7 @@ class PredictorService(pb_grpc.ChannelPredictorServicer):
             if not 1 <= len(request.observations) <= self.max_batch:
                 raise InvalidInput(f"PredictBatch takes 1..{self.max_batch} observations, got "
                                    f"{len(request.observations)}")
+            self._check_unary_rate(context, len(request.observations))
             observations = [convert.observation_from_proto(o) for o in request.observations]
             answers = self.engine.observe(observations, _deadline_at(context))
             return pb.PredictBatchResponse(predictions=[convert.answer_to_proto(a)

@@ -25,9 +25,14 @@ from torch import nn
 class ArPrior(nn.Module):
     """Per-sequence least-squares AR(``order``) forecaster (no trainable parameters).
 
-    ``ridge`` is Tikhonov regularisation relative to the mean lag power (keeps float32 solves
-    finite on noiseless, rank-deficient histories).
+    ``ridge`` is Tikhonov regularisation relative to the mean lag power (keeps the solve finite on
+    noiseless, rank-deficient histories). The fit runs in float64 (the normal equations of
+    thousands of samples lose too many digits in float32 for ONNX Runtime and torch to agree);
+    the forecast in the input's float32.
     """
+
+    lag_index: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(self, history: int, horizon: int, order: int, rb_stride: int = 1,
                  ridge: float = 1e-4) -> None:
@@ -41,49 +46,58 @@ class ArPrior(nn.Module):
         self.order = order
         self.rb_stride = rb_stride
         self.ridge = ridge
+        # lag_index[j, k] = time of x[t - j] for target times t = order .. history - 1
+        targets = torch.arange(order, history)
+        self.register_buffer("lag_index", targets[None, :] - torch.arange(order + 1)[:, None],
+                             persistent=False)
+        self.register_buffer("shift", torch.diag(torch.ones(order - 1), -1), persistent=False)
 
     def coefficients(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """AR coefficients ``(a_re, a_im)``, each ``[batch, order]``, with
+        """AR coefficients ``(a_re, a_im)``, each float32 ``[batch, order]``, with
         ``h[t] = sum_i a[i] h[t - 1 - i]`` fitted on ``history`` ``[b, t, antenna, rb, 2]``."""
-        p, t = self.order, self.history
-        x = history[:, :, :, ::self.rb_stride]
-        b = x.shape[0]
-        # lagged series j = 0..p: x[t - j] for t = p..T-1; j = 0 is the target.
-        lagged = torch.stack([x[:, p - j:t - j] for j in range(p + 1)], dim=1)
-        real = lagged[..., 0].reshape(b, p + 1, -1)
-        imag = lagged[..., 1].reshape(b, p + 1, -1)
-        z = torch.cat([real, imag], dim=1).double()                 # [b, 2(p+1), n]
+        p = self.order
+        b = history.shape[0]
+        x = history[:, :, :, ::self.rb_stride].reshape(b, self.history, -1, 2)
+        lagged = x[:, self.lag_index]                               # [b, p+1, t-p, s, 2]
+        z = torch.cat([lagged[..., 0].reshape(b, p + 1, -1),
+                       lagged[..., 1].reshape(b, p + 1, -1)], dim=1).double()
         corr = z @ z.transpose(1, 2)                                # [b, 2(p+1), 2(p+1)]
         q = p + 1
-        rr, ii = corr[:, :q, :q], corr[:, q:, q:]
-        ri, ir = corr[:, :q, q:], corr[:, q:, :q]
-        g_re = rr + ii                                              # Re sum conj(x_i) x_j
-        g_im = ri - ir                                              # Im sum conj(x_i) x_j
+        g_re = corr[:, :q, :q] + corr[:, q:, q:]                    # Re sum conj(x_i) x_j
+        g_im = corr[:, :q, q:] - corr[:, q:, :q]                    # Im sum conj(x_i) x_j
         gram_re, gram_im = g_re[:, 1:, 1:], g_im[:, 1:, 1:]         # lags 1..p
-        rhs_re, rhs_im = g_re[:, 1:, 0], g_im[:, 1:, 0]             # <x_lag, x_target>
         system = torch.cat([torch.cat([gram_re, -gram_im], dim=2),
                             torch.cat([gram_im, gram_re], dim=2)], dim=1)
         eye = torch.eye(2 * p, dtype=torch.float64, device=history.device)
         power = (system * eye).sum(dim=(1, 2)) / (2 * p)            # mean lag power [b]
         system = system + (self.ridge * power + 1e-12)[:, None, None] * eye
-        rhs = torch.cat([rhs_re, rhs_im], dim=1)
+        rhs = torch.cat([g_re[:, 1:, 0], g_im[:, 1:, 0]], dim=1)    # <x_lag, x_target>
         solution = _solve_spd(system, rhs).float()
         return solution[:, :p], solution[:, p:]
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
+        """``[b, history, antenna, rb, 2]`` -> AR forecast ``[b, horizon, antenna, rb, 2]``."""
         a_re, a_im = self.coefficients(history)
-        b = history.shape[0]
-        shape = history.shape[2:4]
-        window = history[:, -self.order:].flip(1).reshape(b, self.order, -1, 2)  # newest first
-        w_re, w_im = window[..., 0], window[..., 1]                 # [b, p, s]
-        steps = []
-        for _ in range(self.horizon):
-            n_re = (a_re[:, :, None] * w_re - a_im[:, :, None] * w_im).sum(dim=1)
-            n_im = (a_re[:, :, None] * w_im + a_im[:, :, None] * w_re).sum(dim=1)
-            steps.append(torch.stack([n_re, n_im], dim=-1))
-            w_re = torch.cat([n_re[:, None], w_re[:, :-1]], dim=1)
-            w_im = torch.cat([n_im[:, None], w_im[:, :-1]], dim=1)
-        return torch.stack(steps, dim=1).reshape(b, self.horizon, *shape, 2)
+        b, p = history.shape[0], self.order
+        # Row h of the companion matrix's h-th power gives step h as a combination of the last p
+        # observations: r_1 = a, r_{h+1} = r_h C with C = shift + e_1 a^T.
+        c_re = self.shift + torch.cat([a_re[:, None], torch.zeros_like(self.shift[1:])[None]
+                                       .expand(b, -1, -1)], dim=1)
+        c_im = torch.cat([a_im[:, None], torch.zeros_like(self.shift[1:])[None]
+                          .expand(b, -1, -1)], dim=1)
+        r_re, r_im = a_re[:, None], a_im[:, None]                   # [b, 1, p]
+        rows_re, rows_im = [r_re], [r_im]
+        for _ in range(self.horizon - 1):
+            r_re, r_im = r_re @ c_re - r_im @ c_im, r_re @ c_im + r_im @ c_re
+            rows_re.append(r_re)
+            rows_im.append(r_im)
+        k_re, k_im = torch.cat(rows_re, dim=1), torch.cat(rows_im, dim=1)   # [b, horizon, p]
+        combine = torch.cat([torch.cat([k_re, -k_im], dim=2),
+                             torch.cat([k_im, k_re], dim=2)], dim=1)         # [b, 2H, 2p]
+        window = history[:, -p:].flip(1).reshape(b, p, -1, 2)              # newest first
+        stacked = torch.cat([window[..., 0], window[..., 1]], dim=1)       # [b, 2p, s]
+        out = (combine @ stacked).reshape(b, 2, self.horizon, -1)          # [b, 2, H, s]
+        return out.permute(0, 2, 3, 1).reshape(b, self.horizon, *history.shape[2:4], 2)
 
 
 def _solve_spd(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
@@ -95,5 +109,5 @@ def _solve_spd(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(n, dtype=system.dtype, device=system.device)
     for k in range(n):
         row = aug[:, k:k + 1, :] / aug[:, k:k + 1, k:k + 1]        # [b, 1, n + 1]
-        aug = aug - aug[:, :, k:k + 1] * row + eye[:, k:k + 1] * row
+        aug = aug - (aug[:, :, k:k + 1] - eye[:, k:k + 1]) * row   # row k becomes ``row``
     return aug[:, :, n]

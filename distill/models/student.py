@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from csi.presets import Preset
-from distill.models.beams import CodebookScores
 from distill.models.ar_prior import ArPrior
+from distill.models.beams import CodebookScores
 from distill.models.blocks import AttentionTrace, Encoder, grid_encoding
 
 
@@ -83,7 +83,7 @@ _SIZES: dict[str, dict[str, object]] = {
     "tiny": dict(patch_a=4, patch_r=4, dim=32, head_dim=8, heads=(4, 4), mlp=(64, 64),
                  time_features=4),
     "std": dict(patch_a=8, patch_r=8, dim=64, head_dim=16, heads=(4, 4, 4), mlp=(128, 128, 128),
-                time_features=8, ar_rb_stride=4),
+                time_features=8, ar_rb_stride=8),
 }
 _SIZES["demo"] = _SIZES["full"] = _SIZES["std"]
 

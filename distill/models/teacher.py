@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from csi.presets import Preset
-from distill.models.beams import CodebookScores
 from distill.models.ar_prior import ArPrior
+from distill.models.beams import CodebookScores
 from distill.models.blocks import AttentionTrace, Encoder, grid_encoding
 
 

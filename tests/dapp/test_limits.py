@@ -18,7 +18,7 @@ from dapp.client import DappClient
 from dapp.engine import EngineConfig
 from dapp.limits import ServiceLimits
 from dapp.messages import Observation
-from dapp.ratelimit import TokenBucket
+from dapp.ratelimit import ClientBuckets, TokenBucket
 from dapp.server import DappServer
 
 CHANNEL = doppler_channels(1, TINY.history + 40, seed=11)[0]
@@ -30,17 +30,20 @@ def _start(ue: str, slot: int = TINY.history) -> Observation:
 
 @pytest.fixture
 def limited(tmp_path: Path, make_artifact: MakeArtifact) -> Iterator[DappServer]:
-    """A dApp with 3 UEs at most, 5 observations/s per stream (burst 4), 2 KiB exports."""
+    """A dApp with 3 UEs at most, 5 observations/s per stream (burst 4), 2 KiB exports, 1
+    unary observation/s per client (burst 8)."""
     server = start_dapp(tmp_path / "state", make_artifact("linear", "lin-1"),
                         engine_config=EngineConfig(max_ues=3),
                         limits=ServiceLimits(stream_rate=5.0, stream_burst=4,
-                                             export_bytes=2048))
+                                             export_bytes=2048, unary_rate=1.0,
+                                             unary_burst=8))
     yield server
     server.stop(grace_s=0.5)
 
 
-def _client(server: DappServer) -> DappClient:
-    client = DappClient(f"127.0.0.1:{server.port}", timeout_s=5.0)
+def _client(server: DappServer, own_connection: bool = False) -> DappClient:
+    options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
+    client = DappClient(f"127.0.0.1:{server.port}", timeout_s=5.0, options=options)
     client.wait_ready()
     return client
 
@@ -69,6 +72,31 @@ def test_stream_over_its_rate_is_ended_others_served(limited: DappServer) -> Non
         assert "rate limit of 5 observations/s (burst 4)" in (err.value.details() or "")
         with client.open_stream(timeout_s=10) as fresh:           # a new stream has its bucket
             assert fresh.send(_start("r2")).model_version == "lin-1"
+
+
+def test_client_buckets_are_per_client_and_bounded() -> None:
+    now = [0.0]
+    buckets = ClientBuckets(rate=1.0, burst=3, max_clients=2, clock=lambda: now[0])
+    assert buckets.take("a", 3) and not buckets.take("a")
+    assert buckets.take("b", 3)                        # another client has its own bucket
+    assert buckets.take("c") and len(buckets) == 2      # "a", least recently seen, forgotten
+    assert buckets.take("a", 3)                         # ... and starts full again
+
+
+def test_unary_calls_over_the_client_rate_are_refused_others_served(
+        limited: DappServer) -> None:
+    with _client(limited) as client, _client(limited, own_connection=True) as other:
+        t = TINY.history + 1
+        client.predict_batch([_start(ue) for ue in ("a", "b", "c")])
+        client.predict_batch([Observation(ue, t, srs=CHANNEL[t]) for ue in "abc"])
+        with pytest.raises(grpc.RpcError) as err:      # 6 of 8 used: a batch of 3 is too much
+            client.predict_batch([Observation(ue, t + 1, srs=CHANNEL[t + 1]) for ue in "abc"])
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "rate limit of 1 observations/s over Predict/PredictBatch (burst 8)" in (
+            err.value.details() or "")
+        # Another connection is another client (gRPC peer): served.
+        answers = other.predict_batch([Observation(ue, t + 1, srs=CHANNEL[t + 1]) for ue in "abc"])
+        assert [a.model_version for a in answers] == ["lin-1"] * 3
 
 
 def test_new_ue_beyond_the_maximum_is_refused(limited: DappServer) -> None:
