@@ -341,6 +341,7 @@ class Controller:
         """The client of ``endpoint``, watched for reconnects (``xapp.resync.WatchedDapp``)."""
         with self._lock:
             if endpoint.name not in self._dapps:
+                self.metrics.track_dapp(endpoint.name)
                 self._dapps[endpoint.name] = WatchedDapp(endpoint.name,
                                                          self.dapp_factory(endpoint),
                                                          self.resync)

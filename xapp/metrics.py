@@ -98,11 +98,17 @@ class XappMetrics:
             if version:
                 self.model_version.labels(dapp=dapp, version=version, role=role).set(1)
 
+    def track_dapp(self, dapp: str) -> None:
+        """Create ``dapp``'s per-dApp counters at 0 (so rates over them exist from the start)."""
+        self.resync_corrections.labels(dapp=dapp)
+        self.dapp_restarts.labels(dapp=dapp)
+
     def record_resync(self, report: ResyncReport) -> None:
-        """Count one re-sync's corrections and a detected restart of its dApp (both series exist
-        from the dApp's first re-sync on, at 0 until something happens)."""
+        """Count one re-sync's corrections and a detected restart of its dApp."""
+        self.track_dapp(report.dapp)
         self.resync_corrections.labels(dapp=report.dapp).inc(len(report.corrections))
-        self.dapp_restarts.labels(dapp=report.dapp).inc(1 if report.restarted else 0)
+        if report.restarted:
+            self.dapp_restarts.labels(dapp=report.dapp).inc()
 
     def forget_cells(self, labels: list[str]) -> None:
         """Drop the per-cell gauge series of streams no longer tracked (evicted)."""
