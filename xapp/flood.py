@@ -2,7 +2,8 @@
 
 ``cells`` cells each send one E2SM-KPM Format 1 RICindication per ``period_s`` (1 s in a RIC).
 The benchmark feeds encoded indications to ``Controller.on_indication`` — the entry point the RMR
-and in-process transports call, with the real decoder, drift detectors, policy, registry (SDL fake
+and in-process transports call, with the real decoder (on the xApp's decode path, ``decode_path``:
+the fast readers unless ``KDRAN_E2_DECODER=library``), drift detectors, policy, registry (SDL fake
 backend) and metrics — as fast as one thread can for ``seconds`` of wall time, and reports:
 
 - the sustained rate (indications/s) against the rate the cells produce (``cells / period_s``):
@@ -45,6 +46,7 @@ from xapp.e2 import (
     encode_indication_message,
 )
 from xapp.e2 import measurements as m
+from xapp.e2.decoder_path import DEFAULT_PATH
 from xapp.launch_local import LocalJobLauncher
 from xapp.metrics import XappMetrics
 from xapp.registry import Registry, open_sdl
@@ -76,6 +78,7 @@ class FloodResult:
     streams_end: int
     cells_seen: int
     evicted: int
+    decode_path: str
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -194,7 +197,8 @@ def run_flood(cells: int, seconds: float, period_s: float = 1.0, churn: float = 
         p99_us=round(float(np.percentile(lat, 99)), 1), decode_failures=int(failed),
         rss_start_mb=round(rss_start, 1), rss_end_mb=round(_rss_mb(), 1),
         streams_max=streams_max, streams_end=len(controller.drift.streams),
-        cells_seen=slots.seen, evicted=slots.seen - len(controller.drift.streams))
+        cells_seen=slots.seen, evicted=slots.seen - len(controller.drift.streams),
+        decode_path=DEFAULT_PATH)
 
 
 def _no_dapp(endpoint: Any) -> Any:

@@ -1,5 +1,7 @@
-"""atheris harness: the xApp's E2 decoders (RICindication, KPM indication header and message)
-must raise nothing but ``E2DecodeError`` on any input.
+"""atheris harness: the xApp's E2 decoders (RICindication, KPM indication header and message),
+on the fast path and on the library path, must raise nothing but ``E2DecodeError`` on any input;
+and whatever a fast reader (``xapp.e2.fast_e2ap``, ``xapp.e2.fast_kpm``) accepts, the library
+(pycrate, asn1tools) must decode to the same value (a mismatch raises AssertionError, a crash).
 
 Usage (libFuzzer flags after the script)::
 
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import atheris
 
@@ -49,10 +52,38 @@ with atheris.instrument_imports(include=INSTRUMENTED):
         encode_indication_header,
         encode_indication_message,
     )
+    from xapp.e2.aper import Unhandled
+    from xapp.e2.e2ap import _aper_to_value
+    from xapp.e2.fast_e2ap import read_ric_indication
+    from xapp.e2.fast_kpm import read_indication_header, read_indication_message
+    from xapp.e2.kpm_asn import kpm_decode
     from xapp.e2.measurements import KDRAN_MEASUREMENTS
 
 HEADER = KpmHeader(datetime(2026, 1, 1, tzinfo=UTC))
 NAMES = tuple(KDRAN_MEASUREMENTS)
+
+
+def agreeing(fast: Callable[[bytes], Any], library: Callable[[bytes], Any]
+             ) -> Callable[[bytes], object]:
+    """A target that runs the fast reader and, when it accepts the input, checks the library
+    decodes the same value (``repr`` tells -0.0, NaN and key order apart)."""
+
+    def check(data: bytes) -> object:
+        try:
+            value = fast(data)
+        except Unhandled:
+            return None
+        try:
+            expected = library(data)
+        except Exception as exc:  # the fast reader accepted what the library refuses
+            raise AssertionError(f"fast reader took {data.hex()}; library: {exc!r}") from exc
+        if repr(value) != repr(expected):
+            raise AssertionError(f"fast reader {value!r} != library {expected!r}")
+        return value
+
+    return check
+
+
 DECODERS: tuple[tuple[str, Callable[[bytes], object]], ...] = (
     ("indication", lambda b: decode_indication(b, cell_id="00101-000000001",
                                                measurement_names=NAMES)),
@@ -60,7 +91,14 @@ DECODERS: tuple[tuple[str, Callable[[bytes], object]], ...] = (
     ("e2ap", decode_e2ap),
     ("header", decode_indication_header),
     ("message", lambda b: decode_indication_message(b, HEADER, measurement_names=NAMES)),
+    ("indication_library", lambda b: decode_indication(b, measurement_names=NAMES, fast=False)),
+    ("agree_e2ap", agreeing(read_ric_indication, lambda b: _aper_to_value(b, False))),
+    ("agree_header", agreeing(read_indication_header,
+                              lambda b: kpm_decode("E2SM-KPM-IndicationHeader", b))),
+    ("agree_message", agreeing(read_indication_message,
+                               lambda b: kpm_decode("E2SM-KPM-IndicationMessage", b))),
 )
+"""The first input byte picks one (modulo their number); the harness's own seeds use indices."""
 SUMMARY_EVERY = 2000
 MASKED: collections.Counter[str] = collections.Counter()
 STATS = {"inputs": 0, "slowest_ms": 0.0}
@@ -78,8 +116,9 @@ def seeds() -> list[bytes]:
     for message in (cell, per_ue):
         pdu = encode_e2ap(RicIndication(RicRequestId(1, 2), 2, 1, header, message,
                                         sequence_number=7))
-        out += [bytes([0]) + pdu, bytes([1]) + pdu, bytes([2]) + pdu, bytes([4]) + message]
-    out.append(bytes([3]) + header)
+        out += [bytes([0]) + pdu, bytes([1]) + pdu, bytes([2]) + pdu, bytes([4]) + message,
+                bytes([5]) + pdu, bytes([6]) + pdu, bytes([8]) + message]
+    out += [bytes([3]) + header, bytes([7]) + header]
     return out
 
 

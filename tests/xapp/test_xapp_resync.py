@@ -17,8 +17,8 @@ from ricxappframe.xapp_sdl import SDLWrapper
 
 from kdran.net import free_port
 from xapp.config import RolloutConfig
-from xapp.registry import ModelRecord, Registry
 from xapp.metrics import XappMetrics
+from xapp.registry import ModelRecord, Registry
 from xapp.resync import Resync, WatchedDapp
 from xapp.rollout import InFlight, Rollout, RolloutInterrupted, RolloutResult, RolloutTarget
 

@@ -1,5 +1,10 @@
 """E2 codec: E2AP (pycrate) and E2SM-KPM v03.00 (asn1tools) with typed results.
 
+RICindications are first read by small ALIGNED-PER readers (:mod:`xapp.e2.fast_e2ap`,
+:mod:`xapp.e2.fast_kpm`) that give the libraries' values for the canonical encodings they handle
+and pass everything else to the libraries (``fast=False`` or ``KDRAN_E2_DECODER=library``: the
+libraries only; :mod:`xapp.e2.decoder_path`).
+
 Typical xApp use::
 
     from xapp.e2 import decode_indication

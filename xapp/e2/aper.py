@@ -16,7 +16,7 @@ from typing import Final
 _MAX_SHORT_LENGTH: Final = 0x7F
 
 
-class Unhandled(Exception):  # noqa: N818 - a signal to fall back, not an error
+class Unhandled(Exception):
     """The fast reader does not take this input (outside its subset, non-canonical or malformed):
     decode it with the library instead."""
 
@@ -24,7 +24,7 @@ class Unhandled(Exception):  # noqa: N818 - a signal to fall back, not an error
 class AperReader:
     """Reads ``data`` (one complete APER encoding) from bit 0; ``pos`` is the next bit."""
 
-    __slots__ = ("data", "pos", "end")
+    __slots__ = ("data", "end", "pos")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -50,18 +50,24 @@ class AperReader:
         self.pos = pos + 1
         return (self.data[pos >> 3] >> (7 - (pos & 7))) & 1
 
+    def _octet(self) -> int:
+        """Skip the zero padding bits to the next octet boundary; the octet index there."""
+        pos = self.pos
+        used = pos & 7
+        if used:
+            if self.data[pos >> 3] & (0xFF >> used):
+                raise Unhandled("non-zero padding")
+            pos += 8 - used
+            self.pos = pos
+        return pos >> 3
+
     def align(self) -> None:
         """Skip to the next octet boundary; the skipped padding bits must be zero."""
-        used = self.pos & 7
-        if used:
-            if self.data[self.pos >> 3] & (0xFF >> used):
-                raise Unhandled("non-zero padding")
-            self.pos += 8 - used
+        self._octet()
 
     def octets(self, count: int) -> bytes:
         """Align, then the next ``count`` octets."""
-        self.align()
-        start = self.pos >> 3
+        start = self._octet()
         stop = start + count
         if stop << 3 > self.end:
             raise Unhandled("truncated")
@@ -75,19 +81,25 @@ class AperReader:
     def length(self) -> int:
         """Align, then an unconstrained length determinant (X.691 11.9.3.6-7): one octet below
         128, two octets (``10`` prefix) for 128..16383; fragmented lengths are not handled."""
-        first = self.uint(1)
+        start = self._octet()
+        if start >= self.end >> 3:
+            raise Unhandled("truncated")
+        first = self.data[start]
         if first <= _MAX_SHORT_LENGTH:
+            self.pos += 8
             return first
-        if first >> 6 != 0b10:
+        value = self.uint(2)
+        if value >> 14 != 0b10:
             raise Unhandled("fragmented length")
-        value = ((first & 0x3F) << 8) | self.uint(1)
+        value &= 0x3FFF
         if value <= _MAX_SHORT_LENGTH:
             raise Unhandled("non-minimal length determinant")
         return value
 
     def minimal_uint(self, count: int) -> int:
         """Align, then an unsigned integer in ``count`` octets whose first octet is non-zero
-        unless ``count`` is 1 (the minimal-octet form of a semi-constrained length+value)."""
+        unless ``count`` is 1: the minimal-octet value of a constrained whole number whose range
+        exceeds 64K (X.691 11.5.7.4), after its octet count."""
         raw = self.octets(count)
         if count > 1 and raw[0] == 0:
             raise Unhandled("non-minimal integer")

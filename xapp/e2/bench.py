@@ -1,10 +1,14 @@
-"""``kdran bench e2``: how many KPM indications one core decodes per second.
+"""``kdran bench e2``: how many KPM indications one core decodes per second, on both paths.
 
-Each timed operation is the xApp's per-message work: E2AP RICindication decode (pycrate), then
-KPM IndicationHeader and IndicationMessage decode (asn1tools, constraints checked) into typed
-:class:`KpmReport` values. Two payloads: a cell-level report (Format 1, the 8 kdran measurements)
-and a 64-UE report (Format 3, the same 8 measurements per UE). Single thread, so "per second"
-is per core.
+Each timed operation is the xApp's per-message work: E2AP RICindication decode, then KPM
+IndicationHeader and IndicationMessage decode into typed :class:`KpmReport` values. Two paths:
+``library`` (pycrate for E2AP, asn1tools with constraint checks for KPM: the reference) and
+``fast`` (the fast readers of :mod:`xapp.e2.fast_e2ap` and :mod:`xapp.e2.fast_kpm`, falling back
+to the libraries), which the xApp uses unless ``KDRAN_E2_DECODER=library``. Two payloads: a
+cell-level report (Format 1, the 8 kdran measurements) and a 64-UE report (Format 3, the same 8
+measurements per UE). On the fast path a subscription's repeated measurement information list
+is decoded once (steady state, what is timed); ``cell_cold_median_us`` times the first
+indication of a subscription. Single thread, so "per second" is per core.
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ import io
 import platform
 import pstats
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
+from xapp.e2.decoder_path import FAST, LIBRARY, use_fast
 from xapp.e2.e2ap import RicIndication, RicRequestId, decode_e2ap, encode_e2ap
+from xapp.e2.fast_kpm import clear_cache
 from xapp.e2.ids import UeId
 from xapp.e2.indication import decode_indication
 from xapp.e2.kpm_asn import compiled_kpm
@@ -90,39 +98,74 @@ def time_decode(operation: Callable[[], object], seconds: float, batch: int = BA
     return Timing(messages / total, statistics.median(per_message_us), p99, messages)
 
 
-def _stage_us(payload: bytes, seconds: float) -> dict[str, float]:
+def _stage_us(payload: bytes, seconds: float, fast: bool) -> dict[str, float]:
     """Median µs of each stage for ``payload``: E2AP decode, KPM header, KPM message."""
-    pdu = decode_e2ap(payload)
+    pdu = decode_e2ap(payload, fast=fast)
     assert isinstance(pdu, RicIndication)
-    header = decode_indication_header(pdu.header)
+    header = decode_indication_header(pdu.header, fast=fast)
     stages: dict[str, Callable[[], object]] = {
-        "e2ap_us": lambda: decode_e2ap(payload),
-        "kpm_header_us": lambda: decode_indication_header(pdu.header),
-        "kpm_message_us": lambda: decode_indication_message(pdu.message, header),
+        "e2ap_us": lambda: decode_e2ap(payload, fast=fast),
+        "kpm_header_us": lambda: decode_indication_header(pdu.header, fast=fast),
+        "kpm_message_us": lambda: decode_indication_message(pdu.message, header, fast=fast),
     }
     return {name: time_decode(op, seconds / 3, batch=20).median_us for name, op in stages.items()}
 
 
-def profile_cell(count: int = 300, top: int = 15) -> str:
-    """cProfile of ``count`` cell-level decodes, the ``top`` functions by own time."""
-    payload = cell_indication()
+def _profiled(payload: bytes, fast: bool, count: int) -> cProfile.Profile:
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(count):
-        decode_indication(payload)
+        decode_indication(payload, fast=fast)
     profiler.disable()
+    return profiler
+
+
+def profile_cell(count: int = 300, top: int = 15, fast: bool | None = None) -> str:
+    """cProfile of ``count`` cell-level decodes on the xApp's path (``fast=None``) or the given
+    one, the ``top`` functions by own time."""
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    stats = pstats.Stats(_profiled(cell_indication(), use_fast(fast), count), stream=out)
+    stats.sort_stats("tottime").print_stats(top)
     return out.getvalue()
 
 
-def run(seconds: float) -> dict[str, Any]:
-    """The whole benchmark; returns the JSON object (DESIGN.md section 8 keys plus detail)."""
-    compile_s = compiled_kpm().compile_seconds
-    cell, ue64 = cell_indication(), ue64_indication()
-    cell_t = time_decode(lambda: decode_indication(cell), seconds)
-    ue_t = time_decode(lambda: decode_indication(ue64), seconds, batch=2)
+def _where(filename: str) -> str:
+    """``xapp/e2/aper.py`` or ``asn1tools/codecs/ber.py``: the path from the package root."""
+    path = Path(filename)
+    roots = [root for root in (*(Path(p) for p in sys.path if p), Path.cwd())
+             if path.is_relative_to(root) and root != path.parent]
+    if not roots:
+        return path.name
+    return path.relative_to(max(roots, key=lambda root: len(root.parts))).as_posix()
+
+
+def profile_summary(fast: bool, count: int = 300, top: int = 8) -> dict[str, Any]:
+    """What bounds cell-level decoding on one path: each source file's share of the own time
+    (``by_file``, shares summing to 1) and the ``top`` functions (``share``, calls per
+    indication) under cProfile, which inflates the many small calls."""
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = \
+        pstats.Stats(_profiled(cell_indication(), fast, count)).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in raw.values()) or 1.0
+    by_file: dict[str, float] = {}
+    for (filename, _, _), entry in raw.items():
+        name = _where(filename) if filename != "~" else "builtins"
+        by_file[name] = by_file.get(name, 0.0) + entry[2] / total
+    ranked = sorted(raw.items(), key=lambda item: item[1][2], reverse=True)[:top]
     return {
+        "by_file": {k: round(v, 3) for k, v in sorted(by_file.items(), key=lambda kv: -kv[1])
+                    if v >= 0.01},
+        "top": [{"function": f"{_where(f) if f != '~' else 'builtins'}:{line}({func})",
+                 "share": round(entry[2] / total, 3),
+                 "calls_per_indication": round(entry[1] / count, 1)}
+                for (f, line, func), entry in ranked],
+    }
+
+
+def _path_run(fast: bool, cell: bytes, ue64: bytes, seconds: float) -> dict[str, Any]:
+    """Throughput and latency of one decode path on both payloads, and its cell stages."""
+    cell_t = time_decode(lambda: decode_indication(cell, fast=fast), seconds)
+    ue_t = time_decode(lambda: decode_indication(ue64, fast=fast), seconds, batch=2)
+    result: dict[str, Any] = {
         "cell_reports_per_s": round(cell_t.per_s, 1),
         "ue64_reports_per_s": round(ue_t.per_s, 2),
         "ue64_ue_reports_per_s": round(ue_t.per_s * UE_COUNT, 1),
@@ -130,11 +173,44 @@ def run(seconds: float) -> dict[str, Any]:
         "cell_p99_us": round(cell_t.p99_us, 1),
         "ue64_median_us": round(ue_t.median_us, 1),
         "ue64_p99_us": round(ue_t.p99_us, 1),
+        "cell_stages_median_us": {k: round(v, 1)
+                                  for k, v in _stage_us(cell, seconds, fast).items()},
+        "messages_timed": {"cell": cell_t.messages, "ue64": ue_t.messages},
+    }
+    if fast:
+        def cold() -> None:
+            clear_cache()
+            decode_indication(cell, fast=True)
+
+        result["cell_cold_median_us"] = round(time_decode(cold, seconds / 3).median_us, 1)
+    return result
+
+
+_XAPP_KEYS: Final = ("cell_reports_per_s", "ue64_reports_per_s", "ue64_ue_reports_per_s",
+                     "cell_median_us", "cell_p99_us", "ue64_median_us", "ue64_p99_us",
+                     "cell_stages_median_us", "messages_timed")
+"""Top-level keys (DESIGN.md section 8 and the earlier detail) measuring the xApp's path."""
+
+
+def run(seconds: float) -> dict[str, Any]:
+    """The whole benchmark; returns the JSON object: the section 8 keys for the path the xApp
+    uses (``decode_path``), both paths in full under ``paths``, the fast path's profile."""
+    compile_s = compiled_kpm().compile_seconds
+    cell, ue64 = cell_indication(), ue64_indication()
+    paths = {name: _path_run(name == FAST, cell, ue64, seconds) for name in (FAST, LIBRARY)}
+    xapp_path = FAST if use_fast(None) else LIBRARY
+    return {
+        **{key: paths[xapp_path][key] for key in _XAPP_KEYS},
+        "decode_path": xapp_path,
+        "paths": paths,
+        "fast_speedup": {
+            payload: round(paths[LIBRARY][f"{payload}_median_us"]
+                           / paths[FAST][f"{payload}_median_us"], 1)
+            for payload in ("cell", "ue64")},
+        "fast_profile": profile_summary(fast=True),
         "cell_bytes": len(cell),
         "ue64_bytes": len(ue64),
-        "cell_stages_median_us": {k: round(v, 1) for k, v in _stage_us(cell, seconds).items()},
         "kpm_compile_s": round(compile_s, 3),
-        "messages_timed": {"cell": cell_t.messages, "ue64": ue_t.messages},
         "machine": f"{platform.machine()} {platform.processor() or platform.system()} "
                    f"python {platform.python_version()}",
     }

@@ -7,7 +7,9 @@ subscription, deletion and indication messages used here are unchanged in layout
 
 pycrate ASN.1 objects are module-level singletons holding the last value they encoded or
 decoded, so every use goes through one process-wide lock: the functions here are thread-safe,
-and concurrent callers serialise on it.
+and concurrent callers serialise on it. RICindications, the hot path, are first read by
+:mod:`xapp.e2.fast_e2ap` (no shared state, no lock), which yields pycrate's value for the
+canonical encodings it handles and hands everything else to pycrate.
 
 Procedure codes, IE ids and criticalities are read from the pycrate module, not restated.
 """
@@ -22,8 +24,11 @@ from typing import Any, ClassVar, Final
 from pycrate_asn1dir import E2AP
 
 from xapp.e2 import rmr_types
+from xapp.e2.aper import Unhandled
 from xapp.e2.boundary import check_payload, decode_boundary
+from xapp.e2.decoder_path import use_fast
 from xapp.e2.errors import E2DecodeError, E2EncodeError
+from xapp.e2.fast_e2ap import read_ric_indication
 
 _LOCK: Final = threading.Lock()
 _PDU: Final = E2AP.E2AP_PDU_Descriptions.E2AP_PDU
@@ -375,16 +380,26 @@ _PARSERS: Final[Mapping[tuple[str, str], Callable[[_Ies], E2apMessage]]] = {
 }
 
 
-def _aper_to_value(payload: bytes) -> Any:
+def _aper_to_value(payload: bytes, fast: bool) -> Any:
+    if fast:
+        try:
+            return read_ric_indication(payload)
+        except Unhandled:
+            pass
     with _LOCK:
         _PDU.from_aper(payload)
         return _PDU.get_val()
 
 
 @decode_boundary("E2AP PDU")
-def decode_e2ap(data: bytes) -> E2apMessage:
-    """Decode an ``E2AP-PDU`` into one of the supported messages (others: E2DecodeError)."""
-    kind, body = _aper_to_value(check_payload("E2AP PDU", data))
+def decode_e2ap(data: bytes, *, fast: bool | None = None) -> E2apMessage:
+    """Decode an ``E2AP-PDU`` into one of the supported messages (others: E2DecodeError).
+
+    On the fast path (``fast=True``; ``None``: the process default of
+    :mod:`xapp.e2.decoder_path`) a RICindication is first read by :mod:`xapp.e2.fast_e2ap`,
+    which gives pycrate's value for the encodings it handles; everything else, and everything
+    with ``fast=False``, is decoded by pycrate."""
+    kind, body = _aper_to_value(check_payload("E2AP PDU", data), use_fast(fast))
     name, content = body["value"]
     parser = _PARSERS.get((kind, name))
     if parser is None:

@@ -15,10 +15,15 @@ Anything else (a set extension bit, a label, another format or UE id alternative
 of its root range, non-canonical or malformed bytes) raises :class:`Unhandled`, and the caller
 decodes with asn1tools, the reference. The layouts below follow asn1tools' PER codec for the
 types of ``asn/e2sm_kpm_v03.00.asn``; the property tests check both paths agree.
+
+A Format 1 message ends with its measurement information list (and granularity), which an E2
+node repeats unchanged every period of a subscription: that tail is decoded once per distinct
+byte string and then taken from a bounded cache (the values returned are new objects each call).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Final
 
 from asn1tools.codecs.ber import decode_real
@@ -146,39 +151,98 @@ def _meas_type(r: AperReader) -> tuple[str, Any]:
     return ("measName", _printable(r.octets(size)))
 
 
-def _labels(r: AperReader) -> list[dict[str, Any]]:
-    labels: list[dict[str, Any]] = []
+def _labels(r: AperReader) -> tuple[bool, ...]:
+    """LabelInfoList of ``noLabel`` (True) or empty (False) labels."""
+    labels: list[bool] = []
     for _ in range(_unbound_count(r)):
         head = r.bits(23)  # item ext, MeasurementLabel ext, 21 presence bits
         if head == _NO_LABEL_ONLY:
             if r.bit():
                 raise Unhandled("noLabel extension")
-            labels.append({"measLabel": {"noLabel": "true"}})
+            labels.append(True)
         elif head == 0:
-            labels.append({"measLabel": {}})
+            labels.append(False)
         else:
             raise Unhandled("label")
-    return labels
+    return tuple(labels)
 
 
-def _info_list(r: AperReader) -> list[dict[str, Any]]:
-    return [{"measType": _meas_type(r), "labelInfoList": _labels(r)}
-            for _ in range(_list_count(r))]
+_InfoItems = tuple[tuple[tuple[str, Any], tuple[bool, ...]], ...]
+"""A MeasurementInfoList, immutable: (measType, noLabel flag per label) per item."""
 
 
-def _format1(r: AperReader) -> dict[str, Any]:
+def _info_items(r: AperReader) -> _InfoItems:
+    return tuple((_meas_type(r), _labels(r)) for _ in range(_list_count(r)))
+
+
+def _info_list(items: _InfoItems) -> list[dict[str, Any]]:
+    """The asn1tools value of a MeasurementInfoList (new objects on every call)."""
+    return [{"measType": meas_type,
+             "labelInfoList": [{"measLabel": {"noLabel": "true"} if no_label else {}}
+                               for no_label in labels]}
+            for meas_type, labels in items]
+
+
+def _granularity(r: AperReader) -> int:
+    granularity = _u32(r) + 1  # GranularityPeriod INTEGER (1..4294967295)
+    if granularity > _MAX_U32:
+        raise Unhandled("granularity out of range")
+    return granularity
+
+
+_Tail = tuple[_InfoItems, int | None]
+TAIL_CACHE_SIZE: Final = 1024
+"""Distinct Format 1 tails (measInfoList + granulPeriod) remembered, oldest dropped first."""
+TAIL_CACHE_MAX_OCTETS: Final = 4096
+"""Longest tail remembered, octets (64 measurement names of up to 55 characters fit): the cache
+holds at most ~4 MiB whatever E2 nodes send."""
+_TAILS: dict[tuple[bool, bytes], _Tail] = {}
+_TAILS_LOCK: Final = threading.Lock()
+
+
+def _tail(r: AperReader, has_granularity: bool) -> _Tail:
+    """measInfoList and granulPeriod when they end the message (a top-level Format 1).
+
+    Their decode depends only on the octets from the aligned start of the list to the end of
+    the message, which an E2 node repeats every period of a subscription: decoded tails are
+    kept by those exact octets (and whether a granularity follows)."""
+    r.align()
+    key = (has_granularity, r.data[r.pos >> 3:])
+    tail = _TAILS.get(key)
+    if tail is None:
+        tail = (_info_items(r), _granularity(r) if has_granularity else None)
+        r.finish()
+        if len(key[1]) <= TAIL_CACHE_MAX_OCTETS:
+            with _TAILS_LOCK:
+                if len(_TAILS) >= TAIL_CACHE_SIZE:
+                    del _TAILS[next(iter(_TAILS))]
+                _TAILS[key] = tail
+    r.pos = r.end
+    return tail
+
+
+def _format1(r: AperReader, *, ends_message: bool = False) -> dict[str, Any]:
     head = r.bits(3)  # ext, measInfoList and granulPeriod presence
     if head & 4:
         raise Unhandled("extension")
     body: dict[str, Any] = {"measData": _meas_data(r)}
-    if head & 2:
-        body["measInfoList"] = _info_list(r)
-    if head & 1:
-        granularity = _u32(r) + 1  # GranularityPeriod INTEGER (1..4294967295)
-        if granularity > _MAX_U32:
-            raise Unhandled("granularity out of range")
+    items: _InfoItems | None
+    if ends_message and head & 2:
+        items, granularity = _tail(r, bool(head & 1))
+    else:
+        items = _info_items(r) if head & 2 else None
+        granularity = _granularity(r) if head & 1 else None
+    if items is not None:
+        body["measInfoList"] = _info_list(items)
+    if granularity is not None:
         body["granulPeriod"] = granularity
     return body
+
+
+def clear_cache() -> None:
+    """Forget the decoded Format 1 tails (for cold-path measurements and tests)."""
+    with _TAILS_LOCK:
+        _TAILS.clear()
 
 
 def _ue_id(r: AperReader) -> tuple[str, dict[str, Any]]:
@@ -214,7 +278,7 @@ def read_indication_message(data: bytes) -> dict[str, Any]:
     if head == 0:
         if r.bit():  # root index 1: Format2
             raise Unhandled("message format")
-        value = ("indicationMessage-Format1", _format1(r))
+        value = ("indicationMessage-Format1", _format1(r, ends_message=True))
     elif head == 1:  # extension addition 0 (Format3) in an open type
         if r.bits(7):  # normally small number: 0 + 6-bit index
             raise Unhandled("message format")

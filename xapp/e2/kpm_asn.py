@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import asn1tools
 
+from xapp.e2.aper import Unhandled
 from xapp.e2.boundary import as_decode_error, check_payload
 from xapp.e2.errors import E2EncodeError
 
@@ -49,9 +51,18 @@ def kpm_encode(type_name: str, value: Any) -> bytes:
         raise E2EncodeError(f"{type_name}: {exc or type(exc).__name__}") from exc
 
 
-def kpm_decode(type_name: str, data: bytes) -> Any:
-    """APER-decode ``data`` as ``type_name`` with constraint checks; only E2DecodeError escapes."""
+def kpm_decode(type_name: str, data: bytes,
+               reader: Callable[[bytes], Any] | None = None) -> Any:
+    """APER-decode ``data`` as ``type_name`` with constraint checks; only E2DecodeError escapes.
+
+    ``reader`` is a fast reader that returns asn1tools' value for the encodings it handles and
+    raises :class:`~xapp.e2.aper.Unhandled` for the others, which asn1tools then decodes."""
     payload = check_payload(type_name, data)
+    if reader is not None:
+        try:
+            return reader(payload)
+        except Unhandled:
+            pass
     try:
         return compiled_kpm().spec.decode(type_name, payload, check_constraints=True)
     except Exception as exc:  # the boundary: any asn1tools failure is a decode failure

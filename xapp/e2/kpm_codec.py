@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from xapp.e2.boundary import decode_boundary
+from xapp.e2.decoder_path import use_fast
 from xapp.e2.errors import E2DecodeError, E2EncodeError
+from xapp.e2.fast_kpm import read_indication_header, read_indication_message
 from xapp.e2.ids import NrCgi, UeId, cgi_to_string
 from xapp.e2.kpm_asn import kpm_decode, kpm_encode
 from xapp.e2.kpm_model import (
@@ -225,9 +227,12 @@ def encode_indication_header(header: KpmHeader) -> bytes:
 
 
 @decode_boundary("indication header")
-def decode_indication_header(data: bytes) -> KpmHeader:
-    """Decode an IndicationHeader (Format 1, the only one in v03.00)."""
-    kind, body = kpm_decode("E2SM-KPM-IndicationHeader", data)["indicationHeader-formats"]
+def decode_indication_header(data: bytes, *, fast: bool | None = None) -> KpmHeader:
+    """Decode an IndicationHeader (Format 1, the only one in v03.00). ``fast`` (``None``: the
+    process default): read it with :mod:`xapp.e2.fast_kpm` when it can, else with asn1tools."""
+    raw = kpm_decode("E2SM-KPM-IndicationHeader", data,
+                     read_indication_header if use_fast(fast) else None)
+    kind, body = raw["indicationHeader-formats"]
     if kind != "indicationHeader-Format1":
         raise E2DecodeError(f"unsupported indication header format {kind!r}")
     extras = {attr: body.get(asn_name) for asn_name, attr in _HEADER_FIELDS}
@@ -343,13 +348,16 @@ def _format2_keys(body: Mapping[str, Any]) -> list[str]:
 
 @decode_boundary("indication message")
 def decode_indication_message(data: bytes, header: KpmHeader, *, cell_id: str | None = None,
-                              measurement_names: Sequence[str] | None = None
-                              ) -> tuple[KpmReport, ...]:
+                              measurement_names: Sequence[str] | None = None,
+                              fast: bool | None = None) -> tuple[KpmReport, ...]:
     """Decode an IndicationMessage into reports (one per granularity period, per UE for
     Format 3). ``cell_id`` (from the subscription) is stamped on each report;
     ``measurement_names`` (the subscribed order) is used when a Format 1 body omits its
-    measurement information list."""
-    kind, body = kpm_decode("E2SM-KPM-IndicationMessage", data)["indicationMessage-formats"]
+    measurement information list. ``fast`` (``None``: the process default): read it with
+    :mod:`xapp.e2.fast_kpm` when it can, else with asn1tools."""
+    raw = kpm_decode("E2SM-KPM-IndicationMessage", data,
+                     read_indication_message if use_fast(fast) else None)
+    kind, body = raw["indicationMessage-formats"]
     start = header.collection_start
     if kind == "indicationMessage-Format1":
         return tuple(_reports(_format1_keys(body, measurement_names), body, start, cell_id, None))
