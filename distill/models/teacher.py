@@ -9,8 +9,9 @@ puts learned mask tokens at the hidden positions and reconstructs their patches 
 Pretraining masks tokens three ways (``distill.masks``): random tokens, the last time patches, or
 whole frequency columns. Prediction is the time mask that hides exactly the ``horizon`` future
 steps: ``forward(history)`` feeds the history tokens as the visible set, decodes the future tokens
-with a prediction head (the correction to an in-graph AR/Wiener forecast, ``ArPrior``; the head
-is zero at initialisation, so prediction training starts from the AR/Wiener baseline) and returns
+with a prediction head (the correction to an in-graph AR/Wiener forecast, ``ArPrior``, whose
+patches are embedded into the future tokens; the head is zero at initialisation, so prediction
+training starts from the AR/Wiener baseline) and returns
 the future plus beam scores computed from the first predicted step over the DFT codebook.
 """
 
@@ -151,7 +152,10 @@ class Teacher(nn.Module):
         self.head = nn.Linear(cfg.dec_dim, cfg.patch_size)
         # Prediction head: the correction of each future patch to the AR/Wiener forecast. Zero at
         # initialisation, so prediction training starts from the classical baseline, not noise.
+        # The forecast also enters the decoder: each future token is the mask token plus the
+        # embedding of its forecast patch, so the decoder sees what it is correcting.
         self.prior = ArPrior(cfg.history, cfg.horizon, cfg.ar_order)
+        self.prior_embed = nn.Linear(cfg.patch_size, cfg.dec_dim)
         self.predict_head = nn.Linear(cfg.dec_dim, cfg.patch_size)
         nn.init.zeros_(self.predict_head.weight)
         nn.init.zeros_(self.predict_head.bias)
@@ -188,13 +192,13 @@ class Teacher(nn.Module):
     def decode_future(self, encoded: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """Encoded history tokens and the history ``[b, history, antenna, rb, 2]`` -> future
         ``[b, horizon, antenna, rb, 2]`` = AR/Wiener forecast + decoded correction."""
-        b, n_hist = encoded.shape[:2]
-        n_future = self.cfg.n_tokens - n_hist
-        full = torch.cat([self.bridge(encoded),
-                          self.mask_token.expand(b, n_future, -1)], dim=1) + self.dec_pos
+        n_hist = encoded.shape[1]
+        prior = self.prior(history)
+        future_tokens = self.mask_token + self.prior_embed(patchify(prior, self.cfg))
+        full = torch.cat([self.bridge(encoded), future_tokens], dim=1) + self.dec_pos
         decoded = self.decoder(full)[:, n_hist:]
         delta = unpatchify(self.predict_head(decoded), self.cfg, self.cfg.horizon)
-        return self.prior(history) + delta
+        return prior + delta
 
     def forward(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[b, history, antenna, rb, 2]`` -> (future ``[b, horizon, antenna, rb, 2]``,
