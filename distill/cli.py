@@ -24,6 +24,9 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     del bench
     _register_teacher(commands)
     _register_distill(commands)
+    _register_search(commands)
+    _register_orders(commands)
+    _register_ablate(commands)
     _register_job(commands)
 
 
@@ -130,6 +133,8 @@ def _register_distill(commands: argparse._SubParsersAction) -> None:
     distill.add_argument("--temperature", type=float, default=4.0, help="beam KD temperature")
     distill.add_argument("--temperature-sweep", type=_floats, default=None,
                          help="comma list, e.g. 2,4,6,8: pick T by validation beam KL")
+    distill.add_argument("--sweep-epochs", type=int, default=None,
+                         help="student epochs per swept temperature (None: epochs / 3)")
     distill.add_argument("--low-data", type=float, default=1.0,
                          help="fraction of the training data to use (e.g. 0.1)")
     distill.add_argument("--epochs", type=int, default=None, help="student epochs (None: preset)")
@@ -152,6 +157,121 @@ def _register_distill(commands: argparse._SubParsersAction) -> None:
     distill.add_argument("--json", type=Path, default=None, help="also write result JSON here")
     _common(distill)
     distill.set_defaults(func=_distill)
+
+
+class _DistillActions(argparse._SubParsersAction):
+    """The actions under ``kdran distill`` (``search``, ...). The plain ``kdran distill`` run keeps
+    its required options; choosing an action releases them, as they belong to the plain run."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        for action in parser._actions:
+            action.required = False
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _distill_actions(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The subparsers action of ``kdran distill`` (created on first use)."""
+    distill: argparse.ArgumentParser = commands.choices["distill"]
+    for action in distill._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return distill.add_subparsers(dest="distill_action", metavar="ACTION",
+                                  action=_DistillActions, required=False)
+
+
+def _register_search(commands: argparse._SubParsersAction) -> None:
+    search = _distill_actions(commands).add_parser(
+        "search", help="hardware-aware student search: latency here, accuracy after short KD",
+        description="Search student shapes (width, depth, heads, head width, MLP width, patch "
+                    "size, time features): export and time every candidate with ONNX Runtime on "
+                    "this machine (batch 1, one thread), distill those whose p50 is within "
+                    "SKIP_FACTOR x the budget briefly from TEACHER, score NMSE on the val (or "
+                    "test) split, rank by NMSE dB + PENALTY * log2(params), mark the NMSE-vs-p99 "
+                    "Pareto front and pick the most accurate candidate within the p99 budget. "
+                    "Writes OUT/search.json, the plot and the trained candidates (OUT/students). "
+                    "Exit code 0 = a candidate fits, 3 = none fits, 2 = error.",
+        formatter_class=_FORMATTER)
+    search.add_argument("--preset", required=True, choices=sorted(PRESETS),
+                        default=argparse.SUPPRESS, help="task preset")
+    search.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="teacher checkpoint (kdran teacher train)")
+    search.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="search directory")
+    search.add_argument("--data-root", "--data", type=Path, default=None,
+                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    search.add_argument("--budget-us", type=float, default=None,
+                        help="p99 latency budget in us (None: the preset's deployment budget)")
+    search.add_argument("--candidates", type=int, default=8, help="number of candidates")
+    search.add_argument("--epochs", type=int, default=1, help="KD epochs per candidate")
+    search.add_argument("--train-fraction", type=float, default=0.25,
+                        help="seeded fraction of the train split used for the short KD")
+    search.add_argument("--seed", type=int, default=0,
+                        help="candidate sampling, data fraction and training seed")
+    search.add_argument("--penalty", "--lambda", type=float, default=0.5,
+                        help="objective = NMSE dB + PENALTY * log2(params): dB per doubling")
+    search.add_argument("--pick-by", choices=("nmse", "objective"), default="nmse",
+                        help="within the budget pick the lowest NMSE or the lowest objective")
+    search.add_argument("--skip-factor", type=float, default=3.0,
+                        help="do not train candidates whose p50 is above this many budgets")
+    search.add_argument("--int8", action="store_true",
+                        help="time and score the INT8-quantized models instead of fp32")
+    search.add_argument("--score-set", choices=("val", "test"), default="val",
+                        help="split the NMSE is measured on")
+    search.add_argument("--latency-runs", type=int, default=300,
+                        help="timed ONNX Runtime runs per candidate")
+    search.add_argument("--json", type=Path, default=None,
+                        help="also write the result JSON here (always OUT/search.json)")
+    search.add_argument("--plot", type=Path, default=None,
+                        help="Pareto plot PNG (None: OUT/search.png)")
+    _common(search)
+    search.set_defaults(func=_search)
+
+
+def _register_orders(commands: argparse._SubParsersAction) -> None:
+    orders = _distill_actions(commands).add_parser(
+        "orders", help="compare compression orders: KD->prune->INT8 vs QAT orders",
+        description="From the same KD-distilled student (a run's student_kd.pt) and TEACHER, run "
+                    "the compression orders A (prune -> KD recovery -> INT8 post-training), B "
+                    "(prune -> fake-quant -> quantisation-aware KD recovery -> INT8) and C "
+                    "(fake-quant -> prune -> quantisation-aware KD recovery -> INT8) with the "
+                    "same recovery schedule, data and calibration slice; measure each INT8 ONNX "
+                    "(params, FLOPs, size, test NMSE overall and per speed bin, ORT p50/p99, wall "
+                    "times). "
+                    "Prints the table, writes OUT/orders.json. Exit code 0 = done, 2 = error.",
+        formatter_class=_FORMATTER)
+    orders.add_argument("--preset", required=True, choices=sorted(PRESETS),
+                        default=argparse.SUPPRESS, help="task preset")
+    orders.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="teacher checkpoint the student was distilled from")
+    orders.add_argument("--student-kd", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="KD-distilled student (a kdran distill run's student_kd.pt)")
+    orders.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="output directory (order_X/ models, orders.json)")
+    orders.add_argument("--data-root", "--data", type=Path, default=None,
+                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    orders.add_argument("--orders", type=_names, default="A,B,C", help="comma list of orders")
+    orders.add_argument("--epochs", type=int, default=None,
+                        help="student epochs the default recovery is a third of (None: preset)")
+    orders.add_argument("--recover-epochs", type=int, default=None,
+                        help="KD recovery epochs of every order (None: epochs / 3, as kdran "
+                             "distill)")
+    orders.add_argument("--train-fraction", type=float, default=1.0,
+                        help="seeded fraction of the train split used for the recovery")
+    orders.add_argument("--head-keep", type=float, default=0.5, help="fraction of heads kept")
+    orders.add_argument("--mlp-keep", type=float, default=0.5,
+                        help="fraction of MLP channels kept")
+    orders.add_argument("--per-tensor", action="store_true",
+                        help="fake-quantise weights per tensor (default per channel, as the INT8 "
+                             "export does)")
+    orders.add_argument("--calibration-size", type=int, default=128,
+                        help="training sequences in the calibration slice")
+    orders.add_argument("--latency-runs", type=int, default=300,
+                        help="timed ONNX Runtime runs per order")
+    orders.add_argument("--json", type=Path, default=None,
+                        help="also write the result JSON here (always OUT/orders.json)")
+    _common(orders)
+    orders.set_defaults(func=_orders)
 
 
 def _register_job(commands: argparse._SubParsersAction) -> None:
@@ -311,7 +431,8 @@ def _distill(args: argparse.Namespace) -> int:
         options = DistillOptions(
             kd=kd, schedule=student_schedule(preset, epochs=args.epochs),
             recover_epochs=args.recover_epochs, prune=PruneConfig(args.head_keep, args.mlp_keep),
-            temperatures=args.temperature_sweep or (), low_data=args.low_data,
+            temperatures=args.temperature_sweep or (), sweep_epochs=args.sweep_epochs,
+            low_data=args.low_data,
             gates=GateConfig(min_retention=args.min_retention, must_beat=args.must_beat),
             deployed_model=args.deployed, signing_key=args.signing_key,
             train_scratch=not args.no_scratch,
@@ -349,3 +470,144 @@ def _job_run(args: argparse.Namespace) -> int:
         print(f"phase=failed bad job spec: {exc}", flush=True)
         return EXIT_ERROR
     return run_job(spec, progress=args.progress)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from distill.budgets import budget_for
+    from distill.search import SearchOptions, format_table, plot_front, run_search, write_json
+
+    _threads(args)
+    preset = get_preset(args.preset)
+    try:
+        budget = args.budget_us if args.budget_us is not None else budget_for(preset).p99_us
+        options = SearchOptions(
+            budget_us=budget, candidates=args.candidates, epochs=args.epochs,
+            train_fraction=args.train_fraction, seed=args.seed, penalty=args.penalty,
+            skip_factor=args.skip_factor, int8=args.int8, score_set=args.score_set,
+            pick_by=args.pick_by, latency_runs=args.latency_runs, progress=not args.quiet)
+        if not args.teacher.is_file():
+            raise FileNotFoundError(f"no teacher checkpoint at {args.teacher}")
+        names = ("train", "val", "test") if args.score_set == "test" else ("train", "val")
+        splits = _splits(args.preset, args.data_root, names)
+        result = run_search(preset, args.teacher, splits[0], splits[1], args.out, options,
+                            log=lambda line: print(line, flush=True),
+                            test=splits[2] if len(splits) > 2 else None)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(result.candidates, budget))
+    print("flags: F = Pareto front (NMSE vs p99), > = p99 over budget, * = pick")
+    plot = plot_front(result.candidates, budget, args.plot or args.out / "search.png",
+                      f"kdran {preset.name}: student search ({result.objective})")
+    written = [args.out / "search.json", plot]
+    if args.json is not None:
+        written.append(write_json(result, args.json))
+    print("wrote " + ", ".join(str(p) for p in written))
+    print(result.message)
+    return 0 if result.chosen is not None else 3
+
+
+def _orders(args: argparse.Namespace) -> int:
+    from distill.kd import student_schedule
+    from distill.orders import OrdersOptions, format_orders_table, run_orders, write_json
+    from distill.pipeline import Sets
+    from distill.prune import PruneConfig
+    from distill.qat import QatConfig
+
+    _threads(args)
+    preset = get_preset(args.preset)
+    try:
+        options = OrdersOptions(
+            orders=args.orders, prune=PruneConfig(args.head_keep, args.mlp_keep),
+            qat=QatConfig(per_channel=not args.per_tensor),
+            schedule=student_schedule(preset, epochs=args.epochs),
+            recover_epochs=args.recover_epochs, train_fraction=args.train_fraction,
+            calibration_size=args.calibration_size, latency_runs=args.latency_runs,
+            progress=not args.quiet)
+        for path, what in ((args.teacher, "teacher"), (args.student_kd, "student")):
+            if not path.is_file():
+                raise FileNotFoundError(f"no {what} checkpoint at {path}")
+        sets = Sets(*_splits(args.preset, args.data_root, ("train", "val", "test")))
+        result = run_orders(preset, args.teacher, args.student_kd, sets, args.out, options,
+                            on_order=lambda name: print(f"order={name}", flush=True))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_orders_table(result))
+    written = [args.out / "orders.json"]
+    if args.json is not None:
+        written.append(write_json(result, args.json))
+    print("wrote " + ", ".join(str(p) for p in written) + f" (wall {result.wall_s:.0f} s)")
+    return 0
+
+
+def _register_ablate(commands: argparse._SubParsersAction) -> None:
+    ablate = _distill_actions(commands).add_parser(
+        "ablate", help="KD ablation: what each distillation component buys",
+        description="Train the same student (size, data, seed, schedule) as: scratch (no "
+                    "teacher), full (every KD component), full minus one component (output, "
+                    "feature, relation, beam-kd, adaptive) and output-only (task + output KD); "
+                    "score each on the test split (NMSE overall and per speed bin, beam top-1) "
+                    "with teacher forward passes used/saved and training time, next to the "
+                    "classical baselines and the teacher. Prints the table with the deltas vs "
+                    "full and vs scratch, writes OUT/ablation.json and the students. Exit code "
+                    "0 = done, 2 = error.", formatter_class=_FORMATTER)
+    ablate.add_argument("--preset", required=True, choices=sorted(PRESETS),
+                        default=argparse.SUPPRESS, help="task preset")
+    ablate.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="teacher checkpoint (kdran teacher train)")
+    ablate.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="output directory (students, ablation.json)")
+    ablate.add_argument("--data-root", "--data", type=Path, default=None,
+                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    ablate.add_argument("--components", nargs="*", default=None,
+                        help="variants besides scratch and full (which always run), space or "
+                             "comma separated: output feature relation beam-kd adaptive (each "
+                             "left out of full) and output-only (None: all of them)")
+    ablate.add_argument("--epochs", type=int, default=None, help="student epochs (None: preset)")
+    ablate.add_argument("--low-data", "--train-fraction", dest="low_data", type=float,
+                        default=1.0, help="seeded fraction of the train split (e.g. 0.25)")
+    ablate.add_argument("--temperature", type=float, default=4.0, help="beam KD temperature")
+    ablate.add_argument("--seed", type=int, default=None,
+                        help="training and data-fraction seed (None: preset schedule)")
+    ablate.add_argument("--json", type=Path, default=None,
+                        help="also write the result JSON here (always OUT/ablation.json)")
+    _common(ablate)
+    ablate.set_defaults(func=_ablate)
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from distill.ablation import (
+        SELECTABLE,
+        AblationOptions,
+        format_ablation_table,
+        run_ablation,
+        write_json,
+    )
+    from distill.kd import student_schedule
+    from distill.losses import KdConfig
+    from distill.pipeline import Sets
+
+    _threads(args)
+    preset = get_preset(args.preset)
+    components = (SELECTABLE if args.components is None else
+                  tuple(c for arg in args.components for c in arg.split(",") if c))
+    try:
+        options = AblationOptions(
+            components=components, kd=KdConfig(temperature=args.temperature),
+            schedule=student_schedule(preset, epochs=args.epochs, seed=args.seed),
+            low_data=args.low_data, progress=not args.quiet)
+        if not args.teacher.is_file():
+            raise FileNotFoundError(f"no teacher checkpoint at {args.teacher}")
+        sets = Sets(*_splits(args.preset, args.data_root, ("train", "val", "test")))
+        result = run_ablation(preset, args.teacher, sets, args.out, options,
+                              log=lambda line: print(line, flush=True))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_ablation_table(result))
+    written = [args.out / "ablation.json"]
+    if args.json is not None:
+        written.append(write_json(result, args.json))
+    print("wrote " + ", ".join(str(p) for p in written) + f" (wall {result.wall_s:.0f} s)")
+    return 0

@@ -137,15 +137,22 @@ def format_stage_table(rows: list[StageRow]) -> str:
     return "\n".join(lines)
 
 
-def _score(predictor: Any, test: TaskData, preset: Preset) -> Score:
+def recovery_epochs(requested: int | None, schedule: StudentTrainConfig) -> int:
+    """Epochs of the KD recovery after pruning: ``requested``, else a third of the student's."""
+    return requested or max(1, schedule.epochs // 3)
+
+
+def score_on(predictor: Any, test: TaskData, preset: Preset) -> Score:
+    """``distill.evaluate.score`` of ``predictor`` on ``test`` (NMSE dB, speed bins, top-1)."""
     return score(predictor, test.history_complex(), test.future_complex(), test.speed_kmh, preset)
 
 
-def _new_student(preset: Preset) -> Student:
+def new_student(preset: Preset) -> Student:
+    """A freshly initialised student of the preset's default size (torch's global RNG)."""
     return Student(student_config(preset), preset)
 
 
-class _Run:
+class DistillRun:
     """State shared by the pipeline steps of one run."""
 
     def __init__(self, preset: Preset, teacher_path: Path, sets: Sets, out_dir: Path,
@@ -168,11 +175,13 @@ class _Run:
         self.training: dict[str, KdReport] = {}
         self.rows: list[StageRow] = []
         out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(teacher_path, out_dir / "teacher.pt")
+        copy = out_dir / "teacher.pt"
+        if not (copy.exists() and copy.samefile(teacher_path)):  # --out may be the teacher's dir
+            shutil.copyfile(teacher_path, copy)
 
     def train_student(self, label: str, kd: KdConfig, student: Student | None = None,
                       epochs: int | None = None) -> Student:
-        student = student or _new_student(self.preset)
+        student = student or new_student(self.preset)
         schedule = self.schedule if epochs is None else replace(self.schedule, epochs=epochs)
         teacher = self.teacher if kd.uses_teacher else None
         self.training[label] = train_student(student, self.train, self.val, self.preset, kd,
@@ -184,7 +193,7 @@ class _Run:
 
     def stage(self, name: str, module: Any, onnx_path: Path, predictor: Any) -> None:
         """Score ``predictor`` and measure ``onnx_path``; append the stage row."""
-        self.scores[name] = _score(predictor, self.test, self.preset)
+        self.scores[name] = score_on(predictor, self.test, self.preset)
         latency = measure_latency(onnx_path, self.preset, runs=self.options.latency_runs)
         self.rows.append(StageRow(name, count_params(module), forward_flops(module, self.preset),
                                   onnx_path.stat().st_size, self.scores[name].nmse_db,
@@ -197,9 +206,9 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     """Run the whole pipeline (module docstring) and write ``out_dir/result.json``."""
     options = options or DistillOptions()
     began = time.perf_counter()
-    run = _Run(preset, teacher_path, sets, out_dir, options, on_phase)
+    run = DistillRun(preset, teacher_path, sets, out_dir, options, on_phase)
     for baseline in classical_predictors():
-        run.scores[baseline.name] = _score(baseline, run.test, preset)
+        run.scores[baseline.name] = score_on(baseline, run.test, preset)
 
     on_phase("distilling")
     students: dict[str, Student] = {}
@@ -209,7 +218,7 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     if options.temperatures:
         sweep_cfg = replace(run.schedule, epochs=options.sweep_epochs or
                             max(1, run.schedule.epochs // 3))
-        best, sweep = sweep_temperature(lambda: _new_student(preset), run.teacher, run.train,
+        best, sweep = sweep_temperature(lambda: new_student(preset), run.teacher, run.train,
                                         run.val, preset, kd, sweep_cfg,
                                         list(options.temperatures), options.progress)
         kd = replace(kd, temperature=best)
@@ -217,7 +226,7 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
 
     on_phase("pruning")
     pruned = prune_student(students["student_kd"], options.prune)
-    recover = options.recover_epochs or max(1, run.schedule.epochs // 3)
+    recover = recovery_epochs(options.recover_epochs, run.schedule)
     students["student_pruned"] = run.train_student("student_pruned", kd, pruned, recover)
 
     on_phase("exporting")
@@ -246,8 +255,8 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     on_phase("gates")
     deployed_db = None
     if options.deployed_model is not None:
-        run.scores["deployed"] = _score(OnnxPredictor("deployed", options.deployed_model,
-                                                      preset), run.test, preset)
+        run.scores["deployed"] = score_on(OnnxPredictor("deployed", options.deployed_model,
+                                                        preset), run.test, preset)
         deployed_db = run.scores["deployed"].nmse_db
     int8_row = run.rows[-1]
     gates = evaluate_gates(GateInputs(
