@@ -25,7 +25,6 @@ records the ``KdConfig`` it trained with) and ``ablation.json`` (``AblationResul
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -42,6 +41,7 @@ from distill.evaluate import Score, TorchPredictor
 from distill.kd import StudentTrainConfig
 from distill.losses import KdConfig
 from distill.pipeline import DistillOptions, DistillRun, Sets, new_student, score_on
+from distill.reports import write_json
 from distill.runtime import setup_torch
 
 Log = Callable[[str], None]
@@ -214,13 +214,6 @@ def run_ablation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Path,
                             time.perf_counter() - began)
     write_json(result, out_dir / "ablation.json")
     return result
-
-
-def write_json(result: AblationResult, path: Path) -> Path:
-    """Write ``result`` as indented JSON to ``path``; return ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-    return path
 
 
 def _optional(value: float | None, spec: str, width: int) -> str:

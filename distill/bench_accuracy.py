@@ -158,10 +158,9 @@ def plot_vs_speed(rows: list[AccuracyRow], path: Path, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    from distill.reports import save_figure
+
+    save_figure(fig, path)
 
 
 def run_benchmark(preset: Preset, sets: list[str], data_root: Path, run_dir: Path | None,

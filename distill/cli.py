@@ -474,7 +474,8 @@ def _job_run(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from distill.budgets import budget_for
-    from distill.search import SearchOptions, format_table, plot_front, run_search, write_json
+    from distill.reports import write_json
+    from distill.search import SearchOptions, format_table, plot_front, run_search
 
     _threads(args)
     preset = get_preset(args.preset)
@@ -509,10 +510,11 @@ def _search(args: argparse.Namespace) -> int:
 
 def _orders(args: argparse.Namespace) -> int:
     from distill.kd import student_schedule
-    from distill.orders import OrdersOptions, format_orders_table, run_orders, write_json
+    from distill.orders import OrdersOptions, format_orders_table, run_orders
     from distill.pipeline import Sets
     from distill.prune import PruneConfig
     from distill.qat import QatConfig
+    from distill.reports import write_json
 
     _threads(args)
     preset = get_preset(args.preset)
@@ -582,11 +584,11 @@ def _ablate(args: argparse.Namespace) -> int:
         AblationOptions,
         format_ablation_table,
         run_ablation,
-        write_json,
     )
     from distill.kd import student_schedule
     from distill.losses import KdConfig
     from distill.pipeline import Sets
+    from distill.reports import write_json
 
     _threads(args)
     preset = get_preset(args.preset)

@@ -24,7 +24,6 @@ Files in ``out_dir``: ``order_<X>/student.pt`` (recovered fp32 student), ``order
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -62,6 +61,7 @@ from distill.qat import (
     set_activation_ranges,
     snap_weights,
 )
+from distill.reports import write_json
 from distill.runtime import count_params
 from distill.tensors import TaskData
 
@@ -278,13 +278,6 @@ def run_orders(preset: Preset, teacher_path: Path, student_kd_path: Path, sets: 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(result, out_dir / "orders.json")
     return result
-
-
-def write_json(result: OrdersResult, path: Path) -> Path:
-    """Write ``result`` as indented JSON to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-    return path
 
 
 def format_orders_table(result: OrdersResult) -> str:

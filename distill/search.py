@@ -35,7 +35,6 @@ path is given, and per trained candidate ``students/<name>.pt`` and ``students/<
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -59,6 +58,7 @@ from distill.latency import measure_latency
 from distill.losses import KdConfig
 from distill.models.student import Student, StudentConfig, student_config
 from distill.models.teacher import Teacher
+from distill.reports import save_figure, write_json
 from distill.runtime import count_params, setup_torch
 from distill.tensors import TaskData
 
@@ -421,13 +421,6 @@ def run_search(preset: Preset, teacher_path: Path, train: ChannelSet, val: Chann
     return result
 
 
-def write_json(result: SearchResult, path: Path) -> Path:
-    """Write ``result.as_dict()`` as indented JSON (parent folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-    return path
-
-
 def format_table(results: Sequence[CandidateResult], budget_us: float) -> str:
     """Candidates as aligned text: trained ones by objective, then the skipped by p99. Flags:
     ``F`` on the Pareto front, ``>`` p99 over budget, ``*`` the pick."""
@@ -487,8 +480,5 @@ def plot_front(results: Sequence[CandidateResult], budget_us: float, path: Path,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
