@@ -9,9 +9,9 @@ contract; both implementations carry the same bytes.
 
 - :func:`in_process_pair`: two connected endpoints over thread-safe queues, for the embedded
   default (xApp and emulated E2 node in one process) and for tests.
-- The RMR implementation (later, beside the ricxappframe adapter) maps ``send`` to
+- :class:`sim.rmr_transport.RmrEndpoint` (RMR, ``librmr_si.so``) maps ``send`` to
   ``rmr_send_msg`` with ``mtype``/``sub_id`` set on the message buffer and ``receive`` to
-  ``rmr_torcv_msg``; it must raise :class:`TransportError` where RMR reports a failed send.
+  ``rmr_torcv_msg``; it raises :class:`TransportError` where RMR reports a failed send.
 """
 
 from __future__ import annotations
