@@ -59,19 +59,29 @@ def read_checkpoint(path: Path, kind: str) -> dict[str, Any]:
     return payload
 
 
-def load_teacher(path: Path) -> tuple[Teacher, dict[str, Any]]:
-    """(teacher in eval mode, checkpoint dict without the weights)."""
+def _check_preset(path: Path, payload: dict[str, Any], expected: Preset | None) -> Preset:
+    """The checkpoint's preset; ``ValueError`` when it is not ``expected`` (if given)."""
+    if expected is not None and payload["preset"] != expected.name:
+        raise ValueError(f"{path} was trained for preset {payload['preset']!r}, "
+                         f"not {expected.name!r}")
+    return get_preset(payload["preset"])
+
+
+def load_teacher(path: Path, preset: Preset | None = None) -> tuple[Teacher, dict[str, Any]]:
+    """(teacher in eval mode, checkpoint dict without the weights); with ``preset``, a teacher
+    trained for another preset is refused (``ValueError``)."""
     payload = read_checkpoint(path, "teacher")
-    preset = get_preset(payload["preset"])
+    preset = _check_preset(path, payload, preset)
     model = Teacher(TeacherConfig(**payload["config"]), preset)
     model.load_state_dict(payload.pop("state_dict"))
     return model.eval(), payload
 
 
-def load_student(path: Path) -> tuple[Student, dict[str, Any]]:
-    """(student in eval mode, checkpoint dict without the weights)."""
+def load_student(path: Path, preset: Preset | None = None) -> tuple[Student, dict[str, Any]]:
+    """(student in eval mode, checkpoint dict without the weights); with ``preset``, a student
+    trained for another preset is refused (``ValueError``)."""
     payload = read_checkpoint(path, "student")
-    preset = get_preset(payload["preset"])
+    preset = _check_preset(path, payload, preset)
     model = Student(StudentConfig.from_dict(payload["config"]), preset)
     model.load_state_dict(payload.pop("state_dict"))
     return model.eval(), payload

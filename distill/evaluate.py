@@ -185,9 +185,6 @@ def learned_predictors(run_dir: Path, preset: Preset) -> list[Predictor]:
                                  f"not {preset.name!r}")
             found.append(OnnxPredictor(name, path, preset))
             continue
-        module, payload = (load_teacher if name == "teacher" else load_student)(path)
-        if payload["preset"] != preset.name:
-            raise ValueError(f"{path} was trained for preset {payload['preset']!r}, "
-                             f"not {preset.name!r}")
+        module, _ = (load_teacher if name == "teacher" else load_student)(path, preset)
         found.append(TorchPredictor(name, module, preset))
     return found

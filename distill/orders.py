@@ -232,11 +232,8 @@ def _run_order(study: _Study, name: str, student_kd: Student, out_dir: Path,
 def _load(preset: Preset, teacher_path: Path, student_kd_path: Path
           ) -> tuple[Teacher, dict[str, Any], Student, dict[str, Any]]:
     """Teacher and KD student, checked to belong to ``preset`` and to each other."""
-    teacher, t_payload = load_teacher(teacher_path)
-    student, s_payload = load_student(student_kd_path)
-    for path, payload in ((teacher_path, t_payload), (student_kd_path, s_payload)):
-        if payload["preset"] != preset.name:
-            raise ValueError(f"{path} is for preset {payload['preset']!r}, not {preset.name!r}")
+    teacher, t_payload = load_teacher(teacher_path, preset)
+    student, s_payload = load_student(student_kd_path, preset)
     parent = s_payload.get("meta", {}).get("parent")
     if parent is not None and parent != t_payload["version"]:
         raise ValueError(f"{student_kd_path} was distilled from {parent}, not from "

@@ -158,10 +158,7 @@ class DistillRun:
     def __init__(self, preset: Preset, teacher_path: Path, sets: Sets, out_dir: Path,
                  options: DistillOptions, on_phase: Phase) -> None:
         self.preset, self.options, self.out, self.on_phase = preset, options, out_dir, on_phase
-        self.teacher, payload = load_teacher(teacher_path)
-        if payload["preset"] != preset.name:
-            raise ValueError(f"teacher {teacher_path} is for preset {payload['preset']!r}, "
-                             f"not {preset.name!r}")
+        self.teacher, payload = load_teacher(teacher_path, preset)
         self.teacher_version: str = payload["version"]
         self.schedule = options.schedule or student_schedule(preset)
         full_train = TaskData.from_set(sets.train, preset)

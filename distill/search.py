@@ -352,10 +352,7 @@ def _train(ctx: _Context, result: CandidateResult) -> None:
 
 def _context(preset: Preset, teacher_path: Path, train: ChannelSet, val: ChannelSet,
              test: ChannelSet | None, out_dir: Path, options: SearchOptions) -> _Context:
-    teacher, payload = load_teacher(teacher_path)
-    if payload["preset"] != preset.name:
-        raise ValueError(f"teacher {teacher_path} is for preset {payload['preset']!r}, "
-                         f"not {preset.name!r}")
+    teacher, payload = load_teacher(teacher_path, preset)
     if options.score_set == "test" and test is None:
         raise ValueError("scoring on the test set needs the test split")
     train_data = TaskData.from_set(train, preset).fraction(options.train_fraction, options.seed)

@@ -348,10 +348,7 @@ def validate_teacher(teacher_path: Path, preset: Preset, sets: Mapping[str, Chan
 
     options = options or ValidationOptions()
     _check_sets(sets)
-    module, payload = load_teacher(teacher_path)
-    if payload["preset"] != preset.name:
-        raise ValueError(f"{teacher_path} was trained for preset {payload['preset']!r}, "
-                         f"not {preset.name!r}")
+    module, payload = load_teacher(teacher_path, preset)
     teacher = TorchPredictor("teacher", module, preset)
     results: dict[str, SetResult] = {}
     beams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
