@@ -78,6 +78,8 @@ def export_onnx(model: torch.nn.Module, preset: Preset, path: Path, version: str
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        # Token counts are read as plain ints on purpose (static reshapes; see blocks.Attention).
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
             model, (example_input(preset),), str(path), dynamo=False, opset_version=OPSET,
             input_names=[INPUT_NAME], output_names=[OUTPUT_FUTURE, OUTPUT_BEAM],

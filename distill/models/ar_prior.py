@@ -1,12 +1,23 @@
 """An in-graph AR/Wiener predictor: the classical prior that teacher and student refine.
 
 ``ArPrior`` is ``csi.predictors.ArWiener`` written in torch with real arithmetic only, so it is
-differentiable, exports to plain ONNX (MatMul, Mul, Add, Div, Slice) and runs inside the model
-graph in ONNX Runtime. Per sequence it fits AR(``order``) coefficients by least squares pooled over
-all antenna/RB series (optionally every ``rb_stride``-th RB, to bound the fit's cost), solves the
-complex normal equations by an unrolled Gauss-Jordan elimination (the real ``2p x 2p`` embedding of
-a Hermitian positive-definite matrix needs no pivoting), and forecasts ``horizon`` steps
-recursively.
+differentiable and runs inside the model graph in ONNX Runtime. Per sequence it fits
+AR(``order``) coefficients by least squares pooled over all antenna/RB series (optionally every
+``rb_stride``-th RB, to bound the fit's cost) and forecasts ``horizon`` steps recursively.
+
+The graph is built for ONNX Runtime's per-node overhead (about 1-2 µs a node on one CPU core,
+which dominated the first version's 196 nodes): about 30 nodes in all.
+
+- Fit: the complex problem ``y[t] = sum_i a_i x[t - 1 - i]`` is written as a real least-squares
+  problem with the design matrix ``[[Re X, -Im X], [Im X, Re X]]`` and target ``[Re y, Im y]``.
+  One Gather with a constant index builds that matrix with the target as its last row, one
+  float64 MatMul gives the normal equations and the right-hand side together, and the solve is
+  one matrix inverse (``torch.linalg.inv``; exported as ONNX Runtime's ``com.microsoft.Inverse``,
+  see ``_inverse_symbolic``). Float64 because the normal equations of thousands of samples lose
+  too many digits in float32 for ONNX Runtime and torch to agree.
+- Forecast: step ``h`` is row block ``h`` of ``R C^(h-1)`` applied to the last ``order``
+  observations, with ``R = [[a_re, -a_im], [a_im, a_re]]`` and ``C`` the real companion matrix;
+  three small MatMuls build all steps and one MatMul applies them to every series.
 
 A learned model then only has to predict the *correction* to this forecast: with a zero-initialised
 head it starts exactly at the AR/Wiener baseline instead of at outdated CSI, and whatever it learns
@@ -18,21 +29,94 @@ future ``[batch, horizon, antenna, rb, 2]``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+
+INVERSE_DOMAIN = "com.microsoft"
+"""ONNX domain of the matrix-inverse kernel (ONNX Runtime's contrib ops; no standard ONNX op
+inverts a matrix)."""
+
+
+def _inverse_symbolic(g: Any, matrix: Any) -> Any:
+    """TorchScript-exporter symbolic: ``aten::linalg_inv`` -> ``com.microsoft::Inverse``
+    (batched, float/double, in ONNX Runtime's CPU provider)."""
+    return g.op(f"{INVERSE_DOMAIN}::Inverse", matrix)
+
+
+torch.onnx.register_custom_op_symbolic("aten::linalg_inv", _inverse_symbolic, 9)
+
+
+def _series_rows(history: torch.Tensor) -> torch.Tensor:
+    """``[b, t, antenna, rb, 2]`` -> ``[b, 2t, antenna * rb]``: rows ``Re x[0..t-1]`` then
+    ``Im x[0..t-1]``, one column per antenna/RB series."""
+    b, t = history.shape[:2]
+    return history.permute(0, 4, 1, 2, 3).reshape(b, 2 * t, -1)
+
+
+def _gram_index(history: int, order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """How the normal equations of the AR fit come out of the time Gram matrix.
+
+    The real design matrix has ``2 * order + 1`` rows (variables), each the concatenation over the
+    real and imaginary half ``h`` and the target times ``t = order .. history - 1`` of one signed
+    row of ``[Re x; Im x]``: variable ``j < order`` (``Re a_(j+1)``) is ``Re x[t-1-j]`` then
+    ``Im x[t-1-j]``; variable ``order + j`` (``Im a_(j+1)``) is ``-Im x[t-1-j]`` then
+    ``Re x[t-1-j]``; the last one is the target, ``Re x[t]`` then ``Im x[t]``.
+
+    Returns ``(index, sign)``: entry ``(u, v)`` of the design's Gram matrix is
+    ``sum(time_gram.flatten()[index[u, v]] * sign[u, v])`` over the last axis, with ``index``
+    ``[(2p+1)^2 * 2k]`` (flattened) into the ``[2 * history, 2 * history]`` time Gram matrix and
+    ``sign`` ``[1, 2p+1, 2p+1, 2k]`` float64, ``k = history - order``."""
+    t = torch.arange(order, history)
+    rows, signs = [], []
+    for j in range(order):
+        rows.append(torch.cat([t - 1 - j, history + t - 1 - j]))
+        signs.append(torch.ones(2 * len(t)))
+    for j in range(order):
+        rows.append(torch.cat([history + t - 1 - j, t - 1 - j]))
+        signs.append(torch.cat([-torch.ones(len(t)), torch.ones(len(t))]))
+    rows.append(torch.cat([t, history + t]))
+    signs.append(torch.ones(2 * len(t)))
+    row, sign = torch.stack(rows), torch.stack(signs).double()          # [2p+1, 2k]
+    index = row[:, None, :] * (2 * history) + row[None, :, :]           # [2p+1, 2p+1, 2k]
+    return index.reshape(-1), (sign[:, None, :] * sign[None, :, :])[None]
+
+
+def _coefficient_map(order: int) -> torch.Tensor:
+    """Constant ``[2 * order, 4 * order]`` with ``solution @ map`` = ``R`` flattened, where
+    ``solution = [a_re, a_im]`` and ``R = [[a_re, -a_im], [a_im, a_re]]`` (``[2, 2 * order]``)."""
+    eye, zero = torch.eye(order), torch.zeros(order, order)
+    return torch.cat([torch.cat([eye, zero, zero, eye], dim=1),
+                      torch.cat([zero, -eye, eye, zero], dim=1)], dim=0)
+
+
+def _companion_shift(order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state update of the real companion form, state ``[Re x_lag1..p, Im x_lag1..p]``:
+    ``C = shift + insert @ R`` with ``shift`` ``[2p, 2p]`` moving every lag one older and
+    ``insert`` ``[2p, 2]`` placing the new value at lag 1."""
+    p = order
+    one = torch.diag(torch.ones(p - 1), -1)
+    shift = torch.block_diag(one, one)
+    insert = torch.zeros(2 * p, 2)
+    insert[0, 0] = 1.0
+    insert[p, 1] = 1.0
+    return shift, insert
 
 
 class ArPrior(nn.Module):
     """Per-sequence least-squares AR(``order``) forecaster (no trainable parameters).
 
     ``ridge`` is Tikhonov regularisation relative to the mean lag power (keeps the solve finite on
-    noiseless, rank-deficient histories). The fit runs in float64 (the normal equations of
-    thousands of samples lose too many digits in float32 for ONNX Runtime and torch to agree);
-    the forecast in the input's float32.
+    noiseless, rank-deficient histories).
     """
 
-    lag_index: torch.Tensor
+    gram_index: torch.Tensor
+    gram_sign: torch.Tensor
+    coefficient_map: torch.Tensor
     shift: torch.Tensor
+    insert: torch.Tensor
+    window_index: torch.Tensor
 
     def __init__(self, history: int, horizon: int, order: int, rb_stride: int = 1,
                  ridge: float = 1e-4) -> None:
@@ -46,68 +130,39 @@ class ArPrior(nn.Module):
         self.order = order
         self.rb_stride = rb_stride
         self.ridge = ridge
-        # lag_index[j, k] = time of x[t - j] for target times t = order .. history - 1
-        targets = torch.arange(order, history)
-        self.register_buffer("lag_index", targets[None, :] - torch.arange(order + 1)[:, None],
-                             persistent=False)
-        self.register_buffer("shift", torch.diag(torch.ones(order - 1), -1), persistent=False)
+        shift, insert = _companion_shift(order)
+        lags = torch.arange(history - 1, history - 1 - order, -1)          # newest first
+        gram_index, gram_sign = _gram_index(history, order)
+        buffers = {"gram_index": gram_index, "gram_sign": gram_sign,
+                   "coefficient_map": _coefficient_map(order), "shift": shift, "insert": insert,
+                   "window_index": torch.cat([lags, history + lags])}
+        for name, value in buffers.items():
+            self.register_buffer(name, value, persistent=False)
 
-    def coefficients(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """AR coefficients ``(a_re, a_im)``, each float32 ``[batch, order]``, with
-        ``h[t] = sum_i a[i] h[t - 1 - i]`` fitted on ``history`` ``[b, t, antenna, rb, 2]``."""
+    def coefficients(self, rows: torch.Tensor) -> torch.Tensor:
+        """AR coefficients ``[a_re, a_im]`` float32 ``[batch, 2 * order]`` with
+        ``h[t] = sum_i a[i] h[t - 1 - i]``, fitted on every ``rb_stride``-th column of
+        ``rows`` ``[b, 2t, series]`` (``_series_rows``: every ``rb_stride``-th RB when the RB
+        count is a multiple of it)."""
         p = self.order
-        b = history.shape[0]
-        x = history[:, :, :, ::self.rb_stride].reshape(b, self.history, -1, 2)
-        lagged = x[:, self.lag_index]                               # [b, p+1, t-p, s, 2]
-        z = torch.cat([lagged[..., 0].reshape(b, p + 1, -1),
-                       lagged[..., 1].reshape(b, p + 1, -1)], dim=1).double()
-        corr = z @ z.transpose(1, 2)                                # [b, 2(p+1), 2(p+1)]
-        q = p + 1
-        g_re = corr[:, :q, :q] + corr[:, q:, q:]                    # Re sum conj(x_i) x_j
-        g_im = corr[:, :q, q:] - corr[:, q:, :q]                    # Im sum conj(x_i) x_j
-        gram_re, gram_im = g_re[:, 1:, 1:], g_im[:, 1:, 1:]         # lags 1..p
-        system = torch.cat([torch.cat([gram_re, -gram_im], dim=2),
-                            torch.cat([gram_im, gram_re], dim=2)], dim=1)
-        eye = torch.eye(2 * p, dtype=torch.float64, device=history.device)
-        power = (system * eye).sum(dim=(1, 2)) / (2 * p)            # mean lag power [b]
-        system = system + (self.ridge * power + 1e-12)[:, None, None] * eye
-        rhs = torch.cat([g_re[:, 1:, 0], g_im[:, 1:, 0]], dim=1)    # <x_lag, x_target>
-        solution = _solve_spd(system, rhs).float()
-        return solution[:, :p], solution[:, p:]
+        fit = rows[:, :, ::self.rb_stride].double()                          # [b, 2t, s]
+        time_gram = (fit @ fit.transpose(1, 2)).flatten(1)                   # [b, 4t^2]
+        gram = (time_gram[:, self.gram_index].reshape(-1, *self.gram_sign.shape[1:])
+                * self.gram_sign).sum(dim=3)                                 # [b, 2p+1, 2p+1]
+        system, rhs = gram[:, :2 * p, :2 * p], gram[:, :2 * p, 2 * p:]
+        eye = torch.eye(2 * p, dtype=torch.float64, device=rows.device)
+        power = (system * eye).sum(dim=(1, 2), keepdim=True) / (2 * p)      # mean lag power
+        system = system + (self.ridge * power + 1e-12) * eye
+        return (torch.linalg.inv(system) @ rhs).reshape(-1, 2 * p).float()
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         """``[b, history, antenna, rb, 2]`` -> AR forecast ``[b, horizon, antenna, rb, 2]``."""
-        a_re, a_im = self.coefficients(history)
-        b, p = history.shape[0], self.order
-        # Row h of the companion matrix's h-th power gives step h as a combination of the last p
-        # observations: r_1 = a, r_{h+1} = r_h C with C = shift + e_1 a^T.
-        c_re = self.shift + torch.cat([a_re[:, None], torch.zeros_like(self.shift[1:])[None]
-                                       .expand(b, -1, -1)], dim=1)
-        c_im = torch.cat([a_im[:, None], torch.zeros_like(self.shift[1:])[None]
-                          .expand(b, -1, -1)], dim=1)
-        r_re, r_im = a_re[:, None], a_im[:, None]                   # [b, 1, p]
-        rows_re, rows_im = [r_re], [r_im]
+        rows = _series_rows(history)                                        # [b, 2t, series]
+        step = (self.coefficients(rows) @ self.coefficient_map).reshape(-1, 2, 2 * self.order)
+        companion = self.shift + self.insert @ step                         # [b, 2p, 2p]
+        steps = [step]                                                      # R C^(h-1)
         for _ in range(self.horizon - 1):
-            r_re, r_im = r_re @ c_re - r_im @ c_im, r_re @ c_im + r_im @ c_re
-            rows_re.append(r_re)
-            rows_im.append(r_im)
-        k_re, k_im = torch.cat(rows_re, dim=1), torch.cat(rows_im, dim=1)   # [b, horizon, p]
-        combine = torch.cat([torch.cat([k_re, -k_im], dim=2),
-                             torch.cat([k_im, k_re], dim=2)], dim=1)         # [b, 2H, 2p]
-        window = history[:, -p:].flip(1).reshape(b, p, -1, 2)              # newest first
-        stacked = torch.cat([window[..., 0], window[..., 1]], dim=1)       # [b, 2p, s]
-        out = (combine @ stacked).reshape(b, 2, self.horizon, -1)          # [b, 2, H, s]
-        return out.permute(0, 2, 3, 1).reshape(b, self.horizon, *history.shape[2:4], 2)
-
-
-def _solve_spd(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Solve ``system @ x = rhs`` for symmetric positive-definite ``system`` ``[b, n, n]``,
-    ``rhs`` ``[b, n]`` -> ``x`` ``[b, n]``, by Gauss-Jordan elimination unrolled over ``n``
-    (no pivoting: SPD matrices do not need it; plain ops so it exports to ONNX)."""
-    n = system.shape[-1]
-    aug = torch.cat([system, rhs[:, :, None]], dim=2)               # [b, n, n + 1]
-    eye = torch.eye(n, dtype=system.dtype, device=system.device)
-    for k in range(n):
-        row = aug[:, k:k + 1, :] / aug[:, k:k + 1, k:k + 1]        # [b, 1, n + 1]
-        aug = aug - (aug[:, :, k:k + 1] - eye[:, k:k + 1]) * row   # row k becomes ``row``
-    return aug[:, :, n]
+            steps.append(steps[-1] @ companion)
+        combine = torch.cat(steps, dim=1)                                   # [b, 2H, 2p]
+        out = combine @ rows[:, self.window_index]                          # [b, 2H, series]
+        return out.reshape(-1, self.horizon, 2, *history.shape[2:4]).permute(0, 1, 3, 4, 2)

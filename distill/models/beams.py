@@ -29,9 +29,11 @@ class CodebookScores(nn.Module):
         # [2 n_beams, 2 antenna] acting on [h_re; h_im], so the projection is a single MatMul.
         real = torch.cat([torch.cat([w_re, w_im], dim=1), torch.cat([-w_im, w_re], dim=1)], dim=0)
         self.register_buffer("w", real, persistent=False)
+        self.n_beams, self.n_ant, self.n_rb = len(book), preset.n_ant, preset.n_rb
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        stacked = torch.cat([h[..., 0], h[..., 1]], dim=1)            # [batch, 2 antenna, rb]
+        # constant shapes (batch -1): a handful of ONNX nodes, no Shape chains
+        stacked = h.permute(0, 3, 1, 2).reshape(-1, 2 * self.n_ant, self.n_rb)  # [b, 2 ant, rb]
         gain = (self.w @ stacked).pow(2).sum(dim=-1)                  # [batch, 2 n_beams]
-        n_beams = gain.shape[-1] // 2
-        return 10.0 * torch.log10(gain[:, :n_beams] + gain[:, n_beams:] + _GAIN_FLOOR)
+        gain = gain.reshape(-1, 2, self.n_beams).sum(dim=1)           # |Re|^2 + |Im|^2
+        return 10.0 * torch.log10(gain + _GAIN_FLOOR)

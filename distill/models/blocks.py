@@ -82,18 +82,22 @@ class Attention(nn.Module):
         self.out = nn.Linear(inner, dim)
 
     def forward(self, x: torch.Tensor, trace: AttentionTrace | None = None) -> torch.Tensor:
-        """``x`` ``[batch, tokens, dim]`` -> same shape; records q/k/v in ``trace``."""
-        b, n, _ = x.shape
+        """``x`` ``[batch, tokens, dim]`` -> same shape; records q/k/v in ``trace``.
+
+        The token count is taken as a plain int, so an exported graph reshapes with constants
+        (a model's token count is fixed, only its batch is dynamic): ONNX Runtime then runs no
+        Shape/Gather/Concat chain per layer, about a fifth of a small layer's nodes."""
+        n = int(x.shape[1])
         q, k, v = self.q(x), self.k(x), self.v(x)
         if trace is not None:
             trace.qkv.append((q, k, v))
 
         def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
+            return t.reshape(-1, n, self.heads, self.head_dim).transpose(1, 2)
 
         scores = heads(q) @ heads(k).transpose(-2, -1) / math.sqrt(self.head_dim)
         mixed = torch.softmax(scores, dim=-1) @ heads(v)
-        return self.out(mixed.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
+        return self.out(mixed.transpose(1, 2).reshape(-1, n, self.heads * self.head_dim))
 
 
 class Mlp(nn.Module):

@@ -128,21 +128,21 @@ class Student(nn.Module):
     def _tokens(self, history: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """History ``[b, history, antenna, rb, 2]`` and AR forecast ``[b, horizon, antenna, rb,
         2]`` -> tokens ``[b, a_p * r_p, patch_a * patch_r * time_features]``."""
-        c = self.cfg
-        b = history.shape[0]
+        c = self.cfg                       # batch is -1 everywhere: no Shape chains in ONNX
         series = torch.cat([history, prior], dim=1).permute(0, 2, 3, 1, 4)  # [b, a, r, t, 2]
-        feats = self.time_mix(series.reshape(b, c.n_ant, c.n_rb, -1))       # [b, a, r, f]
-        x = feats.reshape(b, c.grid[0], c.patch_a, c.grid[1], c.patch_r, c.time_features)
-        return x.permute(0, 1, 3, 2, 4, 5).reshape(b, c.n_tokens, -1)
+        feats = self.time_mix(series.reshape(-1, c.n_ant, c.n_rb,
+                                             (c.history + c.horizon) * 2))  # [b, a, r, f]
+        x = feats.reshape(-1, c.grid[0], c.patch_a, c.grid[1], c.patch_r, c.time_features)
+        return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, c.n_tokens,
+                                                   c.patch_a * c.patch_r * c.time_features)
 
     def _future(self, tokens: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """Token outputs ``[b, n, dim]`` + AR forecast ``[b, horizon, antenna, rb, 2]`` ->
         future."""
         c = self.cfg
-        b = tokens.shape[0]
-        delta = self.channel_head(tokens).reshape(b, c.grid[0], c.grid[1], c.horizon, c.patch_a,
-                                                  c.patch_r, 2)
-        delta = delta.permute(0, 3, 1, 4, 2, 5, 6).reshape(b, c.horizon, c.n_ant, c.n_rb, 2)
+        delta = self.channel_head(tokens).reshape(-1, c.grid[0], c.grid[1], c.horizon,
+                                                  c.patch_a, c.patch_r, 2)
+        delta = delta.permute(0, 3, 1, 4, 2, 5, 6).reshape(-1, c.horizon, c.n_ant, c.n_rb, 2)
         return prior + delta
 
     def forward_traced(self, history: torch.Tensor, trace: AttentionTrace | None = None

@@ -12,7 +12,7 @@ from csi.metrics import nmse_db
 from csi.predictors import ArWiener
 from csi.presets import get_preset
 from csi.synthetic import synthetic_set
-from distill.models.ar_prior import ArPrior, _solve_spd
+from distill.models.ar_prior import ArPrior
 from distill.tensors import to_complex, to_real
 
 STD = get_preset("std")
@@ -25,13 +25,22 @@ def _prior_forecast(history: np.ndarray, horizon: int, rb_stride: int = 1) -> np
     return to_complex(out.numpy())
 
 
-def test_solver_matches_torch_linalg() -> None:
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(5, 12, 12, generator=gen)
-    spd = a @ a.transpose(1, 2) + 0.1 * torch.eye(12)
-    rhs = torch.randn(5, 12, generator=gen)
-    expected = torch.linalg.solve(spd.double(), rhs.double()).float()
-    assert torch.allclose(_solve_spd(spd, rhs), expected, rtol=1e-3, atol=1e-4)
+def test_coefficients_solve_the_complex_least_squares_problem() -> None:
+    """The real-embedded normal equations give the complex LS solution of the pooled AR fit."""
+    channels = synthetic_set(STD, 3, snr_db=18.0, seed=11)
+    history = channels.observed()[:, :STD.history]
+    p = 6
+    prior = ArPrior(STD.history, STD.horizon, order=p, ridge=0.0)
+    rows = torch.from_numpy(to_real(history)).permute(0, 4, 1, 2, 3).reshape(3, 2 * STD.history, -1)
+    with torch.no_grad():
+        solution = prior.coefficients(rows).numpy()
+    got = solution[:, :p] + 1j * solution[:, p:]
+    for i in range(3):
+        x = history[i].reshape(STD.history, -1)                       # [time, series]
+        lags = np.stack([x[p - 1 - j:STD.history - 1 - j] for j in range(p)], axis=-1)
+        design, target = lags.reshape(-1, p), x[p:].reshape(-1)
+        expected = np.linalg.lstsq(design, target, rcond=None)[0]
+        assert np.allclose(got[i], expected, rtol=1e-3, atol=1e-4), (got[i], expected)
 
 
 def test_prior_matches_classical_ar_on_noisy_channels() -> None:
