@@ -1,7 +1,8 @@
 """Hardware-aware student search: ``kdran distill search``.
 
 A search over student shapes (``StudentConfig``: width ``dim``, depth, heads per layer,
-``head_dim``, MLP width, tokenisation ``patch_a`` x ``patch_r``, ``time_features``) that scores
+``head_dim``, MLP width, tokenisation ``patch_a`` x ``patch_r``, ``time_features``, and the
+in-graph AR prior's ``ar_order`` and fit ``ar_rb_stride``) that scores
 every candidate on this machine and on the task:
 
 1. **Candidates**: the preset's default student first (the reference), then seeded random draws
@@ -70,7 +71,9 @@ PICK_BY = ("nmse", "objective")
 @dataclass(frozen=True)
 class SearchSpace:
     """Per-axis choices; a candidate takes one value per axis. ``patch``: ``(patch_a, patch_r)``
-    pairs (each must tile the preset's antennas and RBs); ``mlp_ratio``: MLP width / ``dim``."""
+    pairs (each must tile the preset's antennas and RBs); ``mlp_ratio``: MLP width / ``dim``;
+    ``ar_order`` / ``ar_rb_stride``: the AR prior's order and the RB stride of its fit (its cost
+    and accuracy; see ``distill.models.ar_prior``)."""
 
     dim: tuple[int, ...]
     depth: tuple[int, ...]
@@ -79,6 +82,8 @@ class SearchSpace:
     mlp_ratio: tuple[int, ...]
     patch: tuple[tuple[int, int], ...]
     time_features: tuple[int, ...]
+    ar_order: tuple[int, ...] = (6,)
+    ar_rb_stride: tuple[int, ...] = (1,)
 
     def size(self) -> int:
         """Number of distinct points in the space."""
@@ -87,10 +92,11 @@ class SearchSpace:
 
 _STD_SPACE = SearchSpace(dim=(32, 48, 64, 96), depth=(1, 2, 3), heads=(2, 4), head_dim=(8, 16),
                          mlp_ratio=(1, 2), patch=((8, 8), (8, 12), (16, 8), (16, 12), (4, 8)),
-                         time_features=(4, 8))
+                         time_features=(4, 8), ar_order=(4, 6), ar_rb_stride=(4, 8, 16))
 SPACES: dict[str, SearchSpace] = {
     "tiny": SearchSpace(dim=(16, 32), depth=(1, 2), heads=(2, 4), head_dim=(4, 8),
-                        mlp_ratio=(1, 2), patch=((4, 4), (2, 4), (4, 6)), time_features=(2, 4)),
+                        mlp_ratio=(1, 2), patch=((4, 4), (2, 4), (4, 6)), time_features=(2, 4),
+                        ar_order=(4, 6), ar_rb_stride=(1, 2)),
     "demo": _STD_SPACE, "std": _STD_SPACE, "full": _STD_SPACE,
 }
 
@@ -190,11 +196,13 @@ class SearchResult:
 
 
 def candidate_name(cfg: StudentConfig) -> str:
-    """``d64-L3-h4x16-m128-p8x8-f8`` (layers uniform) or with ``/``-joined per-layer lists."""
+    """``d64-L3-h4x16-m128-p8x8-f8-ar6s8`` (layers uniform) or with ``/``-joined per-layer
+    lists."""
     heads = "/".join(dict.fromkeys(str(h) for h in cfg.heads))
     mlp = "/".join(dict.fromkeys(str(m) for m in cfg.mlp))
     return (f"d{cfg.dim}-L{len(cfg.heads)}-h{heads}x{cfg.head_dim}-m{mlp}"
-            f"-p{cfg.patch_a}x{cfg.patch_r}-f{cfg.time_features}")
+            f"-p{cfg.patch_a}x{cfg.patch_r}-f{cfg.time_features}"
+            f"-ar{cfg.ar_order}s{cfg.ar_rb_stride}")
 
 
 def _draw(preset: Preset, space: SearchSpace, rng: np.random.Generator) -> StudentConfig:
@@ -207,7 +215,8 @@ def _draw(preset: Preset, space: SearchSpace, rng: np.random.Generator) -> Stude
                           heads=(choose(space.heads),) * depth,
                           mlp=(choose(space.mlp_ratio) * dim,) * depth,
                           patch_a=patch_a, patch_r=patch_r,
-                          time_features=choose(space.time_features))
+                          time_features=choose(space.time_features),
+                          ar_order=choose(space.ar_order), ar_rb_stride=choose(space.ar_rb_stride))
 
 
 def space_for(preset: Preset) -> SearchSpace:
