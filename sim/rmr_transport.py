@@ -9,7 +9,8 @@ exactly those the in-process endpoints carry.
 RMR routes by message type, so the emulator needs a route table before it can send: the routing
 manager pushes one in the RIC; outside it, point ``RMR_SEED_RT`` at a static table (RMR reads it at
 ``rmr_init``) and set ``RMR_RTG_SVC=-1`` so RMR does not wait for a routing manager. An emulated
-E2 node on port 4570 sending indications to an xApp on its ``rmrdata`` port 4560 needs::
+E2 node on port 4570 (``kdran sim du --e2 rmr --e2-port 4570``, ``sim.du_e2``) sending indications
+to an xApp on its ``rmrdata`` port 4560 needs::
 
     newrt|start
     rte|12050|xapp-host:4560
