@@ -91,20 +91,23 @@ class OnnxRunner:
         """Complex ``[b, t, a, r]`` -> (complex64 future ``[b, horizon, a, r]`` at the input's
         scale, float32 beam logits ``[b, n_beams]``)."""
         window = self._window(history)
-        model_in, scale = to_model_input(window)
-        future, beams = self.run_normalised(model_in)
-        return from_model_output(future, scale), beams
+        with self._slot(self._checked_batch(window.shape[0])) as slot:
+            _, scale = to_model_input(window, out=slot.inputs)   # normalised into the buffer
+            self.session.run_with_iobinding(slot.binding)
+            return from_model_output(slot.future, scale), slot.beams.copy()
 
     def run_normalised(self, model_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Float32 ``[b, history, a, r, 2]`` at unit power -> (future ``[b, horizon, a, r, 2]``,
         beam logits ``[b, n_beams]``), both float32 arrays owned by the caller."""
-        batch = model_in.shape[0]
-        if not 1 <= batch <= self.max_batch:
-            raise ValueError(f"batch {batch} outside 1..{self.max_batch}")
-        with self._slot(batch) as slot:
+        with self._slot(self._checked_batch(model_in.shape[0])) as slot:
             np.copyto(slot.inputs, model_in)
             self.session.run_with_iobinding(slot.binding)
             return slot.future.copy(), slot.beams.copy()
+
+    def _checked_batch(self, batch: int) -> int:
+        if not 1 <= batch <= self.max_batch:
+            raise ValueError(f"batch {batch} outside 1..{self.max_batch}")
+        return batch
 
     # -- internals ------------------------------------------------------------------------
     def _window(self, history: np.ndarray) -> np.ndarray:
