@@ -2,7 +2,8 @@
 peak of this CPU, for the latency benchmark's "fraction of peak".
 
 Counted: MatMul / Gemm / Conv and their quantised forms (MatMulInteger, QLinearMatMul,
-ConvInteger, QLinearConv) as ``2 x multiply-adds``; element-wise ops are ignored (they are
+ConvInteger, QLinearConv) and the two products inside ONNX Runtime's fused MultiHeadAttention,
+as ``2 x multiply-adds``; element-wise ops are ignored (they are
 memory-bound and small next to the products). The peak is nominal: clock x SIMD width x FMA
 units, from /proc/cpuinfo (``FLOPS_PER_CYCLE``), not a measured roofline.
 """
@@ -22,20 +23,59 @@ _CONVS = {"Conv", "ConvInteger", "QLinearConv"}
 FLOPS_PER_CYCLE = {"avx512f": 2 * 16 * 2, "avx2": 2 * 8 * 2, "sse": 2 * 4 * 2}
 
 
+_SHAPE_OF_FIRST_INPUT = {"Inverse", "MultiHeadAttention"}
+"""ONNX Runtime contrib ops (``com.microsoft``) that ONNX shape inference does not know, whose
+output has the shape of their first input (a batch of matrices; packed ``[b, tokens, width]``
+attention)."""
+
+
+def _collect(inferred: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """(shape, element type) of every value ONNX shape inference resolved."""
+    shapes, types = {}, {}
+    for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        tensor = value.type.tensor_type
+        if not tensor.HasField("shape"):
+            continue
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else 0
+                              for d in tensor.shape.dim]
+        types[value.name] = tensor.elem_type
+    for init in inferred.graph.initializer:
+        shapes[init.name] = list(init.dims)
+        types[init.name] = init.data_type
+    return shapes, types
+
+
 def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].HasField("dim_value"):
             dims[0].dim_value = batch
-    inferred = shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {}
-    for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else 0 for d in dims]
-    for init in inferred.graph.initializer:
-        shapes[init.name] = list(init.dims)
-    return shapes
+    while True:   # infer, give the contrib ops their outputs' shapes, infer again
+        shapes, types = _collect(shape_inference.infer_shapes(model, data_prop=True))
+        missing = {node.output[0]: node.input[0] for node in model.graph.node
+                   if node.op_type in _SHAPE_OF_FIRST_INPUT
+                   and _unknown(shapes.get(node.output[0]))
+                   and not _unknown(shapes.get(node.input[0]))}
+        if not missing:
+            return shapes
+        kept = [v for v in model.graph.value_info if v.name not in missing]
+        del model.graph.value_info[:]
+        model.graph.value_info.extend(kept)
+        for output, source in missing.items():
+            model.graph.value_info.append(onnx.helper.make_tensor_value_info(
+                output, types[source], shapes[source]))
+
+
+def _unknown(shape: list[int] | None) -> bool:
+    return shape is None or not shape or 0 in shape
+
+
+def _attention_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
+    """Scores ``q k^T`` and mixing ``softmax v`` of a packed ``[b, n, width]`` attention:
+    ``2 x 2 x b n^2 width``."""
+    q = shapes.get(node.input[0], [])
+    return 4 * math.prod(q) * q[1] if len(q) == 3 else 0
 
 
 def model_flops(path: str | Path, batch: int = 1) -> int:
@@ -51,6 +91,8 @@ def model_flops(path: str | Path, batch: int = 1) -> int:
             if node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute):
                 k = shapes.get(a_name, [0, 0])[-2]
             total += 2 * math.prod(out) * k if out and k else 0
+        elif node.op_type == "MultiHeadAttention":
+            total += _attention_flops(node, shapes)
         elif node.op_type in _CONVS:
             w_index = 3 if node.op_type == "QLinearConv" else 1
             weight = shapes.get(node.input[w_index], [])

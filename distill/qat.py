@@ -11,15 +11,17 @@ into MatMul + Add (bias after the quantized product). So, per linear layer:
   current weights on every forward, as ORT does once at export;
 - activations, each uint8, asymmetric, per tensor, range extended to include 0,
   ``scale = (max - min) / 255``, ``zero point = round(-min / scale)``: the input; the product
-  (``x W^T`` before the bias, or the Gemm output with it); and, for attention q/k/v, the output
-  after the bias (an operand of the attention score / mixing MatMuls, which ORT quantizes too).
+  (``x W^T`` before the bias, or the Gemm output with it). Optionally (``attention_operands``,
+  off by default) also the q/k/v outputs after the bias: they were operands of quantized
+  attention score / mixing MatMuls until the export fused the attention into ONNX Runtime's
+  float ``MultiHeadAttention`` node (``distill.models.blocks``), which the quantizer leaves alone.
 
 ``calibrate`` observes each activation's global min/max over a calibration set with the float model
 (as ORT's MinMax calibrator does); training then follows the ranges with an exponential moving
 average. Rounding is ``torch.fake_quantize_per_tensor_affine`` /
 ``torch.fake_quantize_per_channel_affine``, whose gradient is the straight-through estimator
 (identity inside the clamp range, zero outside); ranges come from ``torch.ao.quantization``
-observers. Not mimicked (no linear layer there): the softmax output of attention, the codebook
+observers. Not mimicked (no linear layer there): the codebook
 projection of the beam scores, any float32 MatMul inside ``FLOAT_MODULES``, and the int32 bias of a
 Gemm (negligible).
 
@@ -55,7 +57,7 @@ class QatConfig:
 
     per_channel: bool = True
     products: bool = True
-    attention_operands: bool = True
+    attention_operands: bool = False
     range_momentum: float = 0.01
 
     def __post_init__(self) -> None:

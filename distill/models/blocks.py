@@ -1,9 +1,11 @@
 """Transformer building blocks shared by teacher and student.
 
 The attention is written out (matmul + softmax) instead of ``nn.MultiheadAttention`` so that
-
-- it can hand its queries, keys and values to the attention-relation distillation loss, and
-- its ONNX graph is plain MatMul/Softmax that ONNX Runtime's INT8 quantizer understands.
+it can hand its queries, keys and values to the attention-relation distillation loss; exported,
+the q/k/v/output projections are plain MatMuls (INT8-quantizable) and the attention between them
+is ONNX Runtime's fused ``com.microsoft.MultiHeadAttention`` (float). Token counts are read as
+plain ints (a model's token count is fixed, only its batch is dynamic), so exported graphs
+reshape with constants and run no Shape/Gather/Concat chains.
 
 Heads may differ per layer (structured pruning removes whole heads), so a layer is described by its
 head count and head width instead of a single model width.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -82,22 +85,48 @@ class Attention(nn.Module):
         self.out = nn.Linear(inner, dim)
 
     def forward(self, x: torch.Tensor, trace: AttentionTrace | None = None) -> torch.Tensor:
-        """``x`` ``[batch, tokens, dim]`` -> same shape; records q/k/v in ``trace``.
-
-        The token count is taken as a plain int, so an exported graph reshapes with constants
-        (a model's token count is fixed, only its batch is dynamic): ONNX Runtime then runs no
-        Shape/Gather/Concat chain per layer, about a fifth of a small layer's nodes."""
-        n = int(x.shape[1])
+        """``x`` ``[batch, tokens, dim]`` -> same shape; records q/k/v in ``trace``. Exported
+        to ONNX, the attention itself is one node (``_ExportedAttention``)."""
         q, k, v = self.q(x), self.k(x), self.v(x)
         if trace is not None:
             trace.qkv.append((q, k, v))
+        if torch.onnx.is_in_onnx_export():
+            mixed = _ExportedAttention.apply(q, k, v, self.heads)
+        else:
+            mixed = scaled_dot_product(q, k, v, self.heads)
+        return self.out(mixed)
 
-        def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(-1, n, self.heads, self.head_dim).transpose(1, 2)
 
-        scores = heads(q) @ heads(k).transpose(-2, -1) / math.sqrt(self.head_dim)
-        mixed = torch.softmax(scores, dim=-1) @ heads(v)
-        return self.out(mixed.transpose(1, 2).reshape(-1, n, self.heads * self.head_dim))
+def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                       heads: int) -> torch.Tensor:
+    """Multi-head scaled dot-product attention on packed heads: ``q``, ``k``, ``v``
+    ``[batch, tokens, heads * head_dim]`` -> ``[batch, tokens, heads * head_dim]``."""
+    n, inner = int(q.shape[1]), int(q.shape[2])
+    head_dim = inner // heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(-1, n, heads, head_dim).transpose(1, 2)
+
+    scores = split(q) @ split(k).transpose(-2, -1) / math.sqrt(head_dim)
+    mixed = torch.softmax(scores, dim=-1) @ split(v)
+    return mixed.transpose(1, 2).reshape(-1, n, inner)
+
+
+class _ExportedAttention(torch.autograd.Function):
+    """``scaled_dot_product`` that the ONNX exporter writes as ONE node, ONNX Runtime's
+    ``com.microsoft.MultiHeadAttention`` (packed ``[b, tokens, heads * head_dim]`` q/k/v, scale
+    ``1/sqrt(head_dim)``), instead of the ~11 reshape/transpose/matmul/softmax nodes of the
+    written-out form: per-node overhead dominates a small layer on one CPU core. The q/k/v and
+    output projections stay ordinary MatMuls (INT8-quantizable)."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                heads: int) -> torch.Tensor:
+        return scaled_dot_product(q, k, v, heads)
+
+    @staticmethod
+    def symbolic(g: Any, q: Any, k: Any, v: Any, heads: int) -> Any:
+        return g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads)
 
 
 class Mlp(nn.Module):

@@ -72,3 +72,19 @@ def test_latency_is_measured_in_microseconds(tmp_path: Path) -> None:
                        tmp_path / "m.onnx", "v1")
     latency = measure_latency(path, TINY, runs=20, warmup=2)
     assert 0 < latency.p50_us <= latency.p99_us < 1e6
+
+
+def test_exported_graph_fuses_attention_and_counts_the_same_flops_as_torch(tmp_path: Path) -> None:
+    """Attention exports as ONNX Runtime's MultiHeadAttention, the AR solve as Inverse; the graph
+    FLOP counter (dapp.flops) sees through both and agrees with torch's counter exactly."""
+    import onnx
+
+    from dapp.flops import model_flops
+    from distill.flops import forward_flops
+
+    model = _randomised(Student(student_config(TINY), TINY))
+    path = export_onnx(model, TINY, tmp_path / "m.onnx", "v1")
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count("MultiHeadAttention") == len(model.cfg.heads) and "Softmax" not in ops
+    assert ops.count("Inverse") == 1
+    assert model_flops(path) == forward_flops(model, TINY)
