@@ -27,6 +27,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     _register_search(commands)
     _register_orders(commands)
     _register_ablate(commands)
+    _register_robust(commands)
     _register_job(commands)
 
 
@@ -612,4 +613,70 @@ def _ablate(args: argparse.Namespace) -> int:
     if args.json is not None:
         written.append(write_json(result, args.json))
     print("wrote " + ", ".join(str(p) for p in written) + f" (wall {result.wall_s:.0f} s)")
+    return 0
+
+
+def _register_robust(commands: argparse._SubParsersAction) -> None:
+    robust = _distill_actions(commands).add_parser(
+        "robust", help="add the robust-distillation stage student_robust to a distill run",
+        description="Train student_robust in the run directory OUT: a student of the default "
+                    "size (same schedule and seed as the run's students) distilled from TEACHER "
+                    "with the KD configuration of OUT/student_kd.pt (default KD without it), but "
+                    "fed SRS histories re-noised per sequence at an SNR drawn uniformly from "
+                    "SNR_DB (dB) while the teacher's targets come from the noiseless history. "
+                    "Saves OUT/student_robust.pt, exports OUT/onnx/student_robust.onnx (fp32), "
+                    "scores and times it on the test split, prints the run's stage table with "
+                    "it and writes OUT/robust.json. Never published; kdran bench accuracy "
+                    "--robustness --run OUT compares it with student_kd. Exit code 0 = done, "
+                    "2 = error.", formatter_class=_FORMATTER)
+    robust.add_argument("--preset", required=True, choices=sorted(PRESETS),
+                        default=argparse.SUPPRESS, help="task preset")
+    robust.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
+                        help="run directory (kdran distill --out)")
+    robust.add_argument("--teacher", type=Path, default=None,
+                        help="teacher checkpoint, the run's own (None: OUT/teacher.pt)")
+    robust.add_argument("--data-root", "--data", type=Path, default=None,
+                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    robust.add_argument("--snr-db", "--robust-snr-db", dest="snr_db", default="0,10",
+                        help="LO,HI: range (dB) of the student's SRS SNR")
+    robust.add_argument("--epochs", type=int, default=None, help="student epochs (None: preset)")
+    robust.add_argument("--low-data", "--train-fraction", dest="low_data", type=float,
+                        default=1.0, help="seeded fraction of the train split")
+    robust.add_argument("--latency-runs", type=int, default=300,
+                        help="timed ONNX Runtime runs for the stage row")
+    robust.add_argument("--json", type=Path, default=None,
+                        help="also write the result JSON here (always OUT/robust.json)")
+    _common(robust)
+    robust.set_defaults(func=_robust)
+
+
+def _robust(args: argparse.Namespace) -> int:
+    from distill.kd import student_schedule
+    from distill.pipeline import Sets, format_stage_table
+    from distill.reports import write_json
+    from distill.robust import RESULT_FILE, RobustOptions, parse_snr_range, run_robust_stage
+
+    _threads(args)
+    preset = get_preset(args.preset)
+    teacher = args.teacher or args.out / "teacher.pt"
+    try:
+        options = RobustOptions(
+            snr_db=parse_snr_range(args.snr_db),
+            schedule=student_schedule(preset, epochs=args.epochs), low_data=args.low_data,
+            latency_runs=args.latency_runs, progress=not args.quiet)
+        if not teacher.is_file():
+            raise FileNotFoundError(f"no teacher checkpoint at {teacher}")
+        sets = Sets(*_splits(args.preset, args.data_root, ("train", "val", "test")))
+        result = run_robust_stage(preset, teacher, sets, args.out, options,
+                                  log=lambda line: print(line, flush=True))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_stage_table(result.stages))
+    written = [args.out / RESULT_FILE]
+    if args.json is not None:
+        written.append(write_json(result, args.json))
+    print("wrote " + ", ".join(str(p) for p in written) + f" (wall {result.wall_s:.0f} s); "
+          f"compare over SNR and speed: kdran bench accuracy --robustness --preset {preset.name} "
+          f"--run {args.out}")
     return 0

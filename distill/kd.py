@@ -11,6 +11,10 @@ the batches where the teacher was queried). While the teacher is clearly ahead t
 from the ground truth alone, and the teacher forward pass is skipped. Query probability:
 ``clip(gap_db / gap_scale_db, min_prob, 1)``; always 1 during the warm-up steps. Skipped passes are
 counted and reported.
+
+With ``KdConfig.robust`` on the loop does robust distillation (``distill.robust``): per batch the
+student's history is re-noised at an SNR drawn from ``KdConfig.robust_snr_db`` (dB, per sequence,
+seeded from the schedule's seed) while the teacher is queried on the noiseless history.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from distill.losses import (
 from distill.models.blocks import AttentionTrace
 from distill.models.student import Student
 from distill.models.teacher import Teacher
+from distill.robust import RobustInputs, noise_generator, robust_inputs
 from distill.runtime import make_optimizer, setup_torch
 from distill.tensors import Batch, TaskData
 
@@ -158,6 +163,16 @@ def teacher_view(teacher: Teacher, history: torch.Tensor, n_cells: int) -> Teach
                        tuple(pool_time(x, n_cells) for x in trace.qkv[-1]))
 
 
+def query_teacher(teacher: Teacher, batch: Batch, robust: RobustInputs | None,
+                  n_cells: int) -> TeacherView:
+    """``teacher_view`` of the batch's history, or with ``robust`` of its noiseless history with
+    the predicted future brought to the student's scale."""
+    if robust is None:
+        return teacher_view(teacher, batch.history, n_cells)
+    view = teacher_view(teacher, robust.teacher_history, n_cells)
+    return replace(view, future=view.future * robust.teacher_to_student)
+
+
 class Distiller(torch.nn.Module):
     """The learned parts of the KD loss (the feature selector) and the loss itself."""
 
@@ -227,16 +242,20 @@ def train_student(student: Student, train: TaskData, val: TaskData, preset: Pres
     schedule = ImitationSchedule(kd.adaptive and use_teacher, warmup_steps=steps_per_epoch,
                                  seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    noise = noise_generator(cfg.seed)
     passes = skipped_passes = 0
     sums: dict[str, float] = {}
     bar = tqdm(desc=label, unit="step", total=total_steps, disable=not progress)
     for _ in range(cfg.epochs):
         student.train()
-        for batch in train.batches(cfg.batch_size, rng):
+        for given in train.batches(cfg.batch_size, rng):
+            robust = (None if kd.robust_snr_db is None
+                      else robust_inputs(given, kd.robust_snr_db, noise))
+            batch = given if robust is None else robust.student
             view = None
             if use_teacher and schedule.should_query():
                 assert teacher is not None
-                view = teacher_view(teacher, batch.history, student.cfg.n_tokens)
+                view = query_teacher(teacher, given, robust, student.cfg.n_tokens)
                 passes += len(batch.beam)
             elif use_teacher:
                 skipped_passes += len(batch.beam)

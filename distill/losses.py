@@ -13,6 +13,9 @@
   teacher, by KL divergence.
 - ``beam_loss``: ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, best beam)``
   with ``alpha = 0.7`` by default; without a teacher it is the cross-entropy alone.
+- ``KdConfig.robust``: robust distillation (``distill.robust``): the student sees its history
+  re-noised at an SRS SNR drawn from ``[robust_snr_lo_db, robust_snr_hi_db]`` while the teacher's
+  targets come from the noiseless history.
 
 Teacher token grids are ``(time, space, frequency)``; the student has one token per
 ``(space, frequency)`` cell, so teacher features and q/k/v are averaged over their time patches
@@ -33,7 +36,12 @@ _EPS = 1e-12
 
 @dataclass(frozen=True)
 class KdConfig:
-    """Which distillation components are on, and their weights."""
+    """Which distillation components are on, and their weights.
+
+    ``robust``: robust distillation, the student's history re-noised per sequence at an SRS SNR
+    drawn uniformly from ``[robust_snr_lo_db, robust_snr_hi_db]`` dB (``distill.robust``), the
+    teacher's targets from the noiseless history.
+    """
 
     task: bool = True
     task_weight: float = 1.0
@@ -49,14 +57,26 @@ class KdConfig:
     temperature: float = 4.0
     adaptive: bool = True
     relation_heads: int = 4
+    robust: bool = False
+    robust_snr_lo_db: float = 0.0
+    robust_snr_hi_db: float = 10.0
 
     def __post_init__(self) -> None:
+        lo, hi = self.robust_snr_lo_db, self.robust_snr_hi_db
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise ValueError(f"the robust SNR range must be finite dB with lo <= hi, got "
+                             f"{lo}..{hi}")
         if not 0.0 <= self.beam_alpha <= 1.0:
             raise ValueError(f"beam_alpha must be in [0, 1], got {self.beam_alpha}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not (self.task or self.output):
             raise ValueError("at least one of the task and output losses must be on")
+
+    @property
+    def robust_snr_db(self) -> tuple[float, float] | None:
+        """The student's SNR range (lo, hi) in dB under robust distillation, else ``None``."""
+        return (self.robust_snr_lo_db, self.robust_snr_hi_db) if self.robust else None
 
     @property
     def uses_teacher(self) -> bool:

@@ -1,7 +1,8 @@
 """``kdran bench accuracy --robustness``: NMSE of every predictor vs SRS SNR and vs UE speed.
 
 Two sweeps over the same predictors (classical baselines, Kalman told the SNR, plus the learned
-predictors of a distillation run):
+predictors of a distillation run, with its robust-distillation stage ``student_robust`` after
+``student_kd`` when the run has one, see ``distill.robust``):
 
 - **SNR sweep** on the test set: the clean channels of the set are re-noised at each sweep SNR (dB)
   with ``csi.dataset.ChannelSet.observed`` and a fixed seed (the set's own noise seed unless given),
@@ -122,6 +123,13 @@ def predictor_factory(learned: list[Predictor]) -> PredictorFactory:
     return lambda snr: classical_baselines(snr) + learned
 
 
+def with_robust(learned: list[Predictor], robust: list[Predictor]) -> list[Predictor]:
+    """``learned`` with the ``robust`` rows right after ``student_kd`` (at the end without it)."""
+    names = [p.name for p in learned]
+    at = names.index("student_kd") + 1 if "student_kd" in names else len(learned)
+    return learned[:at] + robust + learned[at:]
+
+
 def run_robustness(preset: Preset, data_root: Path, run_dir: Path | None,
                    snrs: Sequence[float] = DEFAULT_SNR_DB, n: int | None = None,
                    progress: bool = True) -> dict[str, Any]:
@@ -136,8 +144,10 @@ def run_robustness(preset: Preset, data_root: Path, run_dir: Path | None,
     learned: list[Predictor] = []
     if run_dir is not None:
         from distill.evaluate import learned_predictors
+        from distill.robust import robust_predictors
 
-        learned = learned_predictors(run_dir, preset)
+        learned = with_robust(learned_predictors(run_dir, preset),
+                              robust_predictors(run_dir, preset))
     factory = predictor_factory(learned)
     sets = {name: first_n(load_or_generate(preset, name, data_root, progress=progress), n)
             for name in dict.fromkeys((SNR_SET, *SPEED_SETS))}
