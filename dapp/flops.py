@@ -29,14 +29,17 @@ output has the shape of their first input (a batch of matrices; packed ``[b, tok
 attention)."""
 
 
-def _collect(inferred: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, int]]:
-    """(shape, element type) of every value ONNX shape inference resolved."""
-    shapes, types = {}, {}
+def _collect(inferred: onnx.ModelProto
+             ) -> tuple[dict[str, list[int | None]], dict[str, int]]:
+    """(shape, element type) of every value ONNX shape inference resolved; ``None`` for a
+    dimension it left symbolic or unknown."""
+    shapes: dict[str, list[int | None]] = {}
+    types = {}
     for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
         tensor = value.type.tensor_type
         if not tensor.HasField("shape"):
             continue
-        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else 0
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None
                               for d in tensor.shape.dim]
         types[value.name] = tensor.elem_type
     for init in inferred.graph.initializer:
@@ -46,6 +49,9 @@ def _collect(inferred: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str,
 
 
 def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
+    """Every value's shape at ``batch``. A dimension inference leaves symbolic is the batch: the
+    only dynamic axis of a ``csi.model_io`` model (inference loses it behind a ``Reshape`` to
+    ``-1``)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
@@ -58,7 +64,8 @@ def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
                    and _unknown(shapes.get(node.output[0]))
                    and not _unknown(shapes.get(node.input[0]))}
         if not missing:
-            return shapes
+            return {name: [batch if d is None else d for d in dims]
+                    for name, dims in shapes.items()}
         kept = [v for v in model.graph.value_info if v.name not in missing]
         del model.graph.value_info[:]
         model.graph.value_info.extend(kept)
@@ -67,8 +74,8 @@ def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
                 output, types[source], shapes[source]))
 
 
-def _unknown(shape: list[int] | None) -> bool:
-    return shape is None or not shape or 0 in shape
+def _unknown(shape: list[int | None] | None) -> bool:
+    return shape is None or not shape or None in shape
 
 
 def _attention_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:

@@ -23,8 +23,10 @@ A learned model then only has to predict the *correction* to this forecast: with
 head it starts exactly at the AR/Wiener baseline instead of at outdated CSI, and whatever it learns
 (denoising, non-stationary Doppler, the high-speed regime where AR fails) is added on top.
 
-Shapes: ``history`` ``[batch, time, antenna, rb, 2]`` (real, imaginary; any common scale) ->
-future ``[batch, horizon, antenna, rb, 2]``.
+Shapes: the module maps rows ``[batch, 2 * time, antenna * rb]`` (``series_rows`` of a history
+``[batch, time, antenna, rb, 2]``, real and imaginary; any common scale) to forecast rows
+``[batch, 2 * horizon, antenna * rb]``; ``forecast`` maps a history to a future
+``[batch, horizon, antenna, rb, 2]``.
 """
 
 from __future__ import annotations
@@ -48,11 +50,18 @@ def _inverse_symbolic(g: Any, matrix: Any) -> Any:
 torch.onnx.register_custom_op_symbolic("aten::linalg_inv", _inverse_symbolic, 9)
 
 
-def _series_rows(history: torch.Tensor) -> torch.Tensor:
+def series_rows(history: torch.Tensor) -> torch.Tensor:
     """``[b, t, antenna, rb, 2]`` -> ``[b, 2t, antenna * rb]``: rows ``Re x[0..t-1]`` then
-    ``Im x[0..t-1]``, one column per antenna/RB series."""
-    b, t = history.shape[:2]
-    return history.permute(0, 4, 1, 2, 3).reshape(b, 2 * t, -1)
+    ``Im x[0..t-1]``, one column per antenna/RB series (the layout the prior works in)."""
+    t, a, r = (int(n) for n in history.shape[1:4])   # plain ints: constant reshapes in ONNX
+    return history.permute(0, 4, 1, 2, 3).reshape(-1, 2 * t, a * r)
+
+
+def rows_to_future(rows: torch.Tensor, antennas: int, rbs: int) -> torch.Tensor:
+    """Forecast rows ``[b, 2H, antenna * rb]`` (``ArPrior``'s output: step-major, real then
+    imaginary) -> ``[b, H, antenna, rb, 2]``."""
+    horizon = int(rows.shape[1]) // 2
+    return rows.reshape(-1, horizon, 2, antennas, rbs).permute(0, 1, 3, 4, 2)
 
 
 def _gram_index(history: int, order: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,7 +151,7 @@ class ArPrior(nn.Module):
     def coefficients(self, rows: torch.Tensor) -> torch.Tensor:
         """AR coefficients ``[a_re, a_im]`` float32 ``[batch, 2 * order]`` with
         ``h[t] = sum_i a[i] h[t - 1 - i]``, fitted on every ``rb_stride``-th column of
-        ``rows`` ``[b, 2t, series]`` (``_series_rows``: every ``rb_stride``-th RB when the RB
+        ``rows`` ``[b, 2t, series]`` (``series_rows``: every ``rb_stride``-th RB when the RB
         count is a multiple of it)."""
         p = self.order
         fit = rows[:, :, ::self.rb_stride].double()                          # [b, 2t, s]
@@ -155,14 +164,20 @@ class ArPrior(nn.Module):
         system = system + (self.ridge * power + 1e-12) * eye
         return (torch.linalg.inv(system) @ rhs).reshape(-1, 2 * p).float()
 
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
-        """``[b, history, antenna, rb, 2]`` -> AR forecast ``[b, horizon, antenna, rb, 2]``."""
-        rows = _series_rows(history)                                        # [b, 2t, series]
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows ``[b, 2 * history, series]`` (``series_rows``) -> forecast rows ``[b, 2H,
+        series]``: ``Re`` then ``Im`` of step 1, then of step 2, ... Call the module (not a
+        method) so that exported nodes carry its scope: ``distill.export`` keeps that scope
+        float."""
         step = (self.coefficients(rows) @ self.coefficient_map).reshape(-1, 2, 2 * self.order)
         companion = self.shift + self.insert @ step                         # [b, 2p, 2p]
         steps = [step]                                                      # R C^(h-1)
         for _ in range(self.horizon - 1):
             steps.append(steps[-1] @ companion)
         combine = torch.cat(steps, dim=1)                                   # [b, 2H, 2p]
-        out = combine @ rows[:, self.window_index]                          # [b, 2H, series]
-        return out.reshape(-1, self.horizon, 2, *history.shape[2:4]).permute(0, 1, 3, 4, 2)
+        return combine @ rows[:, self.window_index]                         # [b, 2H, series]
+
+    def forecast(self, history: torch.Tensor) -> torch.Tensor:
+        """``[b, history, antenna, rb, 2]`` -> AR forecast ``[b, horizon, antenna, rb, 2]``."""
+        return rows_to_future(self(series_rows(history)), int(history.shape[2]),
+                              int(history.shape[3]))

@@ -3,7 +3,9 @@
 The student refines a classical forecast: an in-graph AR/Wiener predictor (``ArPrior``) gives a
 first guess of the future, and the network predicts the correction. Each antenna/RB series (its
 noisy history followed by the AR forecast, ``history + horizon`` complex values) is first mixed
-down to ``time_features`` values by one shared linear map; latency then comes from the token count,
+down to ``time_features`` values by one shared linear map (a 1x1 convolution over the prior's
+``[b, 2 * time, series]`` row layout, so the input is transposed once, for the prior and the mix
+together); latency then comes from the token count,
 so the student folds these features into the token: one token per space-frequency patch
 (``patch_a`` antennas x ``patch_r`` RBs, ``patch_a * patch_r * time_features`` values). At std that
 is 4 x 6 = 24 tokens, the same space-frequency grid as the teacher's, so attention relations of the
@@ -27,7 +29,7 @@ import torch
 from torch import nn
 
 from csi.presets import Preset
-from distill.models.ar_prior import ArPrior
+from distill.models.ar_prior import ArPrior, rows_to_future, series_rows
 from distill.models.beams import CodebookScores
 from distill.models.blocks import AttentionTrace, Encoder, grid_encoding
 
@@ -107,7 +109,7 @@ class Student(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.prior = ArPrior(cfg.history, cfg.horizon, cfg.ar_order, cfg.ar_rb_stride)
-        self.time_mix = nn.Linear((cfg.history + cfg.horizon) * 2, cfg.time_features)
+        self.time_mix = nn.Conv1d((cfg.history + cfg.horizon) * 2, cfg.time_features, 1)
         self.embed = nn.Linear(cfg.patch_a * cfg.patch_r * cfg.time_features, cfg.dim)
         self.register_buffer("pos", grid_encoding(cfg.grid, cfg.dim), persistent=False)
         self.encoder = Encoder(cfg.dim, cfg.heads, cfg.head_dim, cfg.mlp)
@@ -125,33 +127,33 @@ class Student(nn.Module):
         """This student's config with ``changes`` (used by pruning)."""
         return replace(self.cfg, **changes)  # type: ignore[arg-type]
 
-    def _tokens(self, history: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """History ``[b, history, antenna, rb, 2]`` and AR forecast ``[b, horizon, antenna, rb,
-        2]`` -> tokens ``[b, a_p * r_p, patch_a * patch_r * time_features]``."""
+    def _tokens(self, series: torch.Tensor) -> torch.Tensor:
+        """History and AR forecast rows ``[b, 2 * (history + horizon), antenna * rb]`` -> tokens
+        ``[b, a_p * r_p, patch_a * patch_r * time_features]``."""
         c = self.cfg                       # batch is -1 everywhere: no Shape chains in ONNX
-        series = torch.cat([history, prior], dim=1).permute(0, 2, 3, 1, 4)  # [b, a, r, t, 2]
-        feats = self.time_mix(series.reshape(-1, c.n_ant, c.n_rb,
-                                             (c.history + c.horizon) * 2))  # [b, a, r, f]
-        x = feats.reshape(-1, c.grid[0], c.patch_a, c.grid[1], c.patch_r, c.time_features)
-        return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, c.n_tokens,
+        feats = self.time_mix(series)                                       # [b, f, a * r]
+        x = feats.reshape(-1, c.time_features, c.grid[0], c.patch_a, c.grid[1], c.patch_r)
+        return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, c.n_tokens,
                                                    c.patch_a * c.patch_r * c.time_features)
 
-    def _future(self, tokens: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """Token outputs ``[b, n, dim]`` + AR forecast ``[b, horizon, antenna, rb, 2]`` ->
-        future."""
+    def _future(self, tokens: torch.Tensor, prior_rows: torch.Tensor) -> torch.Tensor:
+        """Token outputs ``[b, n, dim]`` + AR forecast rows ``[b, 2 * horizon, antenna * rb]`` ->
+        future ``[b, horizon, antenna, rb, 2]``."""
         c = self.cfg
         delta = self.channel_head(tokens).reshape(-1, c.grid[0], c.grid[1], c.horizon,
                                                   c.patch_a, c.patch_r, 2)
         delta = delta.permute(0, 3, 1, 4, 2, 5, 6).reshape(-1, c.horizon, c.n_ant, c.n_rb, 2)
-        return prior + delta
+        return rows_to_future(prior_rows, c.n_ant, c.n_rb) + delta
 
     def forward_traced(self, history: torch.Tensor, trace: AttentionTrace | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """(future ``[b, horizon, antenna, rb, 2]``, beam_logits ``[b, n_beams]``); fills
         ``trace``."""
-        prior = self.prior(history)
-        encoded = self.encoder(self.embed(self._tokens(history, prior)) + self.pos, trace)
-        future = self._future(encoded, prior)
+        rows = series_rows(history)                                        # [b, 2t, a * r]
+        prior_rows = self.prior(rows)                                       # [b, 2H, a * r]
+        tokens = self._tokens(torch.cat([rows, prior_rows], dim=1))
+        encoded = self.encoder(self.embed(tokens) + self.pos, trace)
+        future = self._future(encoded, prior_rows)
         logits = self.beams(future[:, 0]) + self.beam_head(encoded.mean(dim=1))
         return future, logits
 

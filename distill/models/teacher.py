@@ -193,7 +193,7 @@ class Teacher(nn.Module):
         """Encoded history tokens and the history ``[b, history, antenna, rb, 2]`` -> future
         ``[b, horizon, antenna, rb, 2]`` = AR/Wiener forecast + decoded correction."""
         n_hist = encoded.shape[1]
-        prior = self.prior(history)
+        prior = self.prior.forecast(history)
         future_tokens = self.mask_token + self.prior_embed(patchify(prior, self.cfg))
         full = torch.cat([self.bridge(encoded), future_tokens], dim=1) + self.dec_pos
         decoded = self.decoder(full)[:, n_hist:]

@@ -12,7 +12,7 @@ from csi.metrics import nmse_db
 from csi.predictors import ArWiener
 from csi.presets import get_preset
 from csi.synthetic import synthetic_set
-from distill.models.ar_prior import ArPrior
+from distill.models.ar_prior import ArPrior, series_rows
 from distill.tensors import to_complex, to_real
 
 STD = get_preset("std")
@@ -21,7 +21,7 @@ STD = get_preset("std")
 def _prior_forecast(history: np.ndarray, horizon: int, rb_stride: int = 1) -> np.ndarray:
     prior = ArPrior(history.shape[1], horizon, order=6, rb_stride=rb_stride)
     with torch.no_grad():
-        out = prior(torch.from_numpy(to_real(history)))
+        out = prior.forecast(torch.from_numpy(to_real(history)))
     return to_complex(out.numpy())
 
 
@@ -31,7 +31,7 @@ def test_coefficients_solve_the_complex_least_squares_problem() -> None:
     history = channels.observed()[:, :STD.history]
     p = 6
     prior = ArPrior(STD.history, STD.horizon, order=p, ridge=0.0)
-    rows = torch.from_numpy(to_real(history)).permute(0, 4, 1, 2, 3).reshape(3, 2 * STD.history, -1)
+    rows = series_rows(torch.from_numpy(to_real(history)))
     with torch.no_grad():
         solution = prior.coefficients(rows).numpy()
     got = solution[:, :p] + 1j * solution[:, p:]
@@ -64,7 +64,7 @@ def test_prior_is_near_exact_for_few_noiseless_doppler_components() -> None:
 def test_prior_exports_to_onnx_and_matches_torch() -> None:
     prior = ArPrior(STD.history, STD.horizon, order=6, rb_stride=4).eval()
     channels = synthetic_set(STD, 3, snr_db=18.0, seed=7)
-    x = torch.from_numpy(to_real(channels.observed()[:, :STD.history]))
+    x = series_rows(torch.from_numpy(to_real(channels.observed()[:, :STD.history])))
     buffer = io.BytesIO()
     torch.onnx.export(prior, (x,), buffer, input_names=["history"], output_names=["future"],
                       dynamic_axes={"history": {0: "batch"}}, opset_version=18, dynamo=False)

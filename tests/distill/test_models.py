@@ -37,7 +37,7 @@ def test_untrained_models_start_at_the_ar_forecast() -> None:
     x = torch.randn(2, TINY.history, TINY.n_ant, TINY.n_rb, 2)
     for model in (Teacher(teacher_config(TINY), TINY), Student(student_config(TINY), TINY)):
         future, _ = model(x)
-        torch.testing.assert_close(future, model.prior(x))
+        torch.testing.assert_close(future, model.prior.forecast(x))
 
 
 def test_patchify_roundtrip() -> None:

@@ -47,7 +47,7 @@ def _rel(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
 
 def _correction(model: Student, x: torch.Tensor) -> torch.Tensor:
     """What the network adds to the AR forecast (the part fake quantisation acts on)."""
-    return model(x)[0] - model.prior(x)
+    return model(x)[0] - model.prior.forecast(x)
 
 
 def test_fake_quant_changes_outputs_a_little_and_gradients_flow_straight_through() -> None:
