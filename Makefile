@@ -49,7 +49,8 @@ bench: $(STAMP)
 	$(VENV)/bin/kdran bench accuracy --preset std --json reports/bench/accuracy.json $(if $(RUN),--run $(RUN))
 	$(VENV)/bin/kdran bench accuracy --robustness --preset std --n 300 --json reports/bench/robustness.json $(if $(RUN),--run $(RUN))
 	$(VENV)/bin/kdran bench latency --preset std --json reports/bench/latency.json $(if $(STUDENT),--student $(STUDENT)) \
-		$(if $(STUDENT_FP32),--student-fp32 $(STUDENT_FP32)) $(if $(RUN),--teacher $(RUN)/onnx/teacher.onnx)
+		$(if $(STUDENT_FP32),--student-fp32 $(STUDENT_FP32)) \
+		$(if $(RUN),--teacher $(RUN)/onnx/teacher.onnx --teacher-torch $(RUN)/onnx/teacher.pt2)
 	$(VENV)/bin/kdran bench load --preset std --json reports/bench/load.json
 	$(VENV)/bin/kdran bench e2 --json reports/bench/e2.json
 	$(VENV)/bin/kdran bench flood --json reports/bench/flood.json

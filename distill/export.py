@@ -3,7 +3,8 @@
 ``export_onnx`` writes a model with input ``history`` ``[batch, history, antenna, rb, 2]`` and
 outputs ``future`` / ``beam_logits`` as in ``csi.model_io``, the batch axis dynamic, and the
 ``MODEL_METADATA_KEYS`` in ``metadata_props``. ``parity_error`` compares ONNX Runtime fp32 with
-torch (max absolute error over both outputs).
+torch (max absolute error over both outputs). ``export_torch_program`` saves a ``torch.export``
+program (the latency benchmark's torch-eager teacher row).
 
 ``quantize_int8`` runs ONNX Runtime's static post-training quantization (QDQ format, per-channel
 int8 weights, uint8 activations, MinMax calibration) on a calibration set of model inputs, after
@@ -87,6 +88,19 @@ def export_onnx(model: torch.nn.Module, preset: Preset, path: Path, version: str
                           OUTPUT_BEAM: batch_axis})
     set_metadata(path, model_metadata(preset, version))
     onnx.checker.check_model(str(path))
+    return path
+
+
+def export_torch_program(model: torch.nn.Module, preset: Preset, path: Path) -> Path:
+    """Save ``model`` (eval mode) as a ``torch.export`` program with a dynamic batch
+    (``torch.export.save``, ``.pt2``): what ``kdran bench latency --teacher-torch`` runs eagerly
+    without the model's source code. Input and outputs as ``export_onnx``'s."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with torch.no_grad():
+        program = torch.export.export(model.eval(), (example_input(preset),),
+                                      dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
     return path
 
 

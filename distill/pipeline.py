@@ -15,7 +15,8 @@
 
 Run directory files: ``teacher.pt``, ``student_scratch.pt``, ``student_kd.pt``,
 ``student_pruned.pt``, ``student_int8.onnx`` (read back by ``distill.evaluate.learned_predictors``),
-``onnx/*.onnx``, ``result.json`` and, when published, ``artifact/``.
+``onnx/*.onnx``, ``onnx/teacher.pt2`` (the teacher as a ``torch.export`` program, for the latency
+benchmark's torch row), ``result.json`` and, when published, ``artifact/``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from distill.artifact import publish_artifact
 from distill.budgets import budget_for
 from distill.checkpoint import load_teacher, save_model
 from distill.evaluate import OnnxPredictor, Score, TorchPredictor, score
-from distill.export import export_onnx, parity_error, quantize_int8
+from distill.export import export_onnx, export_torch_program, parity_error, quantize_int8
 from distill.flops import forward_flops
 from distill.gates import GateConfig, GateInputs, GateResult, evaluate_gates, failures
 from distill.kd import (
@@ -230,6 +231,7 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     onnx_dir = out_dir / "onnx"
     teacher_onnx = export_onnx(run.teacher, preset, onnx_dir / "teacher.onnx",
                                run.teacher_version)
+    export_torch_program(run.teacher, preset, onnx_dir / "teacher.pt2")
     run.stage("teacher", run.teacher, teacher_onnx,
               TorchPredictor("teacher", run.teacher, preset))
     fp32: dict[str, Path] = {}

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import onnxruntime as ort
+import torch
 
 from csi.presets import TINY
 from distill.artifact import MODEL_FILE, verify_artifact
@@ -33,6 +34,8 @@ def test_tiny_pipeline_publishes_an_artifact_that_beats_outdated_csi(
                                                 "student_pruned", "student_int8"]
     assert "student_int8" in format_stage_table(result.stages)
     assert result.parity_max_abs <= 1e-4
+    program = torch.export.load(str(tmp_path / "run" / "onnx" / "teacher.pt2")).module()
+    assert program(torch.zeros(3, TINY.history, TINY.n_ant, TINY.n_rb, 2))[0].shape[0] == 3
 
     artifact = Path(str(result.artifact))
     card = verify_artifact(artifact)
