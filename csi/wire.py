@@ -6,6 +6,7 @@ explicit shape, never as repeated floats. Unpacking is zero-copy (a read-only vi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ def unpack(data: bytes | memoryview, shape: Sequence[int],
     dims = tuple(int(d) for d in shape)
     if any(d < 0 for d in dims):
         raise ValueError(f"negative dimension in shape {dims}")
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize          # exact; np.prod costs ~3 µs more
     if len(data) != expected:
         raise ValueError(
             f"payload has {len(data)} bytes, shape {dims} of {dtype} needs {expected}")

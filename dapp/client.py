@@ -108,15 +108,16 @@ class DappClient:
     # -- data plane -----------------------------------------------------------------------
     def predict(self, history: np.ndarray, horizon: int = 0, ue_id: str = "") -> Answer:
         """Stateless: complex ``[time, antenna, rb]`` -> prediction of ``horizon`` steps."""
-        request = pb.PredictRequest(ue_id=ue_id, history=convert.to_tensor(history),
-                                    horizon=horizon)
+        request = pb.PredictRequest(ue_id=ue_id, horizon=horizon)
+        convert.fill_tensor(request.history, history)
         reply = self.predictor.Predict(request, timeout=self.timeout_s)
         return convert.answer_from_proto(reply.prediction)
 
     def predict_batch(self, observations: Sequence[Observation]) -> list[Answer]:
         """One call for the observations of distinct UEs; answers in the same order."""
-        request = pb.PredictBatchRequest(
-            observations=[convert.observation_to_proto(o) for o in observations])
+        request = pb.PredictBatchRequest()
+        for obs in observations:
+            convert.observation_to_proto(obs, request.observations.add())
         reply = self.predictor.PredictBatch(request, timeout=self.timeout_s)
         return [convert.answer_from_proto(p) for p in reply.predictions]
 

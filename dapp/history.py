@@ -70,11 +70,19 @@ class UeHistory:
         self.size = min(self.size + 1, self.capacity)
         self.slot = slot
 
-    def window(self, steps: int) -> np.ndarray:
+    def window(self, steps: int, out: np.ndarray | None = None) -> np.ndarray:
         """Copy of the newest ``steps`` estimates ``[steps, a, r]``, oldest first
-        (``steps <= size``)."""
-        idx = (self.head - steps + np.arange(steps)) % self.capacity
-        return self.ring[idx]
+        (``steps <= size``), written into ``out`` (e.g. a row of the model batch) or a new
+        array; returns it. One slice copy, two where the window wraps around the ring."""
+        if out is None:
+            out = np.empty((steps, *self.ring.shape[1:]), self.ring.dtype)
+        start = self.head - steps
+        if start >= 0:
+            out[:] = self.ring[start:self.head]
+        else:                                   # oldest -start steps at the end of the ring
+            out[:-start] = self.ring[start:]
+            out[-start:] = self.ring[:self.head]
+        return out
 
     def estimate(self, slot: int) -> np.ndarray | None:
         """The stored estimate ``[a, r]`` of ``slot``, or None if it is not in the ring."""

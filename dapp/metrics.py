@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -27,6 +28,18 @@ RECENT_LATENCIES = 10_000
 FALLBACK_REASONS = ("no_model", "model_error", "deadline")
 LOAD_FAILURE_REASONS = ("too_large", "size", "digest", "unfit", "invalid_model",
                         "version_mismatch", "missing", "signature")
+
+
+Family = TypeVar("Family", Counter, Histogram)
+
+
+def _labelled(cache: dict[tuple[str, ...], Family], family: Family, *labels: str) -> Family:
+    """``family.labels(*labels)``, cached in ``cache``. Thread-safe without a lock: threads
+    racing on a new label set all get the one child that ``labels`` keeps for it."""
+    child = cache.get(labels)
+    if child is None:
+        child = cache[labels] = family.labels(*labels)
+    return child
 
 
 @dataclass(frozen=True)
@@ -91,8 +104,13 @@ class DappMetrics:
         self.load_failures = Counter("kdran_dapp_model_load_failures_total",
                                      "Refused or failed model loads", ["reason"],
                                      registry=self.registry)
+        # Labelled children of the request-path metrics, looked up once per label set: a
+        # ``labels()`` call takes the family's lock and builds its key on every request.
+        self._latency_children: dict[tuple[str, ...], Histogram] = {}
+        self._prediction_children: dict[tuple[str, ...], Counter] = {}
+        self._fallback_children: dict[tuple[str, ...], Counter] = {}
         for reason in FALLBACK_REASONS:           # export zeros before the first event
-            self.fallbacks.labels(reason)
+            _labelled(self._fallback_children, self.fallbacks, reason)
         for reason in LOAD_FAILURE_REASONS:
             self.load_failures.labels(reason)
         self._recent: dict[str, deque[float]] = {}
@@ -100,12 +118,20 @@ class DappMetrics:
 
     def observe_latency(self, rpc: str, seconds: float) -> None:
         """Record one server-side latency of ``rpc`` (histogram and recent window)."""
-        self.latency.labels(rpc).observe(seconds)
+        _labelled(self._latency_children, self.latency, rpc).observe(seconds)
         with self._lock:
             recent = self._recent.get(rpc)
             if recent is None:
                 recent = self._recent[rpc] = deque(maxlen=RECENT_LATENCIES)
             recent.append(seconds * 1e6)
+
+    def count_predictions(self, version: str, role: str, n: int) -> None:
+        """Add ``n`` predictions of model ``version`` in ``role`` ("active" / "shadow")."""
+        _labelled(self._prediction_children, self.predictions, version, role).inc(n)
+
+    def count_fallbacks(self, reason: str, n: int) -> None:
+        """Add ``n`` fallback answers for ``reason`` (one of ``FALLBACK_REASONS``)."""
+        _labelled(self._fallback_children, self.fallbacks, reason).inc(n)
 
     def latency_stats(self) -> list[LatencyStats]:
         """p50/p99 in µs of the last ``RECENT_LATENCIES`` calls per RPC."""

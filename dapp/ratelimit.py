@@ -53,11 +53,13 @@ class ClientBuckets:
     def take(self, client: str, n: int = 1) -> bool:
         """Take ``n`` tokens from ``client``'s bucket (True), or none if it has fewer (False)."""
         with self._lock:
-            bucket = self._buckets.pop(client, None) or TokenBucket(self.rate, self.burst,
-                                                                     self.clock)
-            self._buckets[client] = bucket
-            while len(self._buckets) > self.max_clients:
-                self._buckets.popitem(last=False)
+            bucket = self._buckets.get(client)
+            if bucket is not None:
+                self._buckets.move_to_end(client)
+            else:
+                bucket = self._buckets[client] = TokenBucket(self.rate, self.burst, self.clock)
+                while len(self._buckets) > self.max_clients:
+                    self._buckets.popitem(last=False)
             return bucket.take(n)
 
     def __len__(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,11 @@ class Pending:
     def expired(self, slot: int) -> bool:
         """True once ``slot`` is at or past the last predicted slot."""
         return slot >= self.base_slot + self.future.shape[0]
+
+
+Arrival = tuple[list[Pending], int, np.ndarray]
+"""An SRS that arrived for a UE: (its pending predictions due at that slot, slot, srs
+``[antenna, rb]``)."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +117,24 @@ class ScoreBook:
     def score(self, pending: list[Pending], slot: int, srs: np.ndarray) -> None:
         """Score every pending prediction of one UE that covers ``slot`` against ``srs``
         ``[antenna, rb]`` (one vectorised ``nmse_per_sample`` call)."""
-        hits = [(p, k) for p in pending if (k := p.step_for(slot)) is not None]
+        self.score_many([(pending, slot, srs)])
+
+    def score_many(self, arrivals: Sequence[Arrival]) -> None:
+        """``score`` for the SRS of several UEs (e.g. one PredictBatch) in one vectorised
+        ``nmse_per_sample`` call and one lock: ``arrivals`` holds (pending predictions of one
+        UE, slot, srs ``[antenna, rb]``)."""
+        hits = [(p, k, srs) for pending, slot, srs in arrivals for p in pending
+                if (k := p.step_for(slot)) is not None]
         if not hits:
             return
-        preds = np.stack([p.future[k] for p, k in hits])[:, None]          # [n, 1, a, r]
-        truth = np.broadcast_to(srs, preds.shape)
+        preds = np.stack([p.future[k] for p, k, _ in hits])[:, None]       # [n, 1, a, r]
+        if len(arrivals) == 1:
+            truth = np.broadcast_to(arrivals[0][2], preds.shape)
+        else:
+            truth = np.stack([srs for _, _, srs in hits])[:, None]
         values = nmse_per_sample(preds, truth)[:, 0]
         with self.lock:
-            for (p, k), value in zip(hits, values, strict=True):
+            for (p, k, _), value in zip(hits, values, strict=True):
                 self._track(p.track).add(k, float(value))
                 if p.served:
                     self._group(p.group).nmse.add(k, float(value))

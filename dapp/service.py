@@ -4,6 +4,8 @@ Thin adapters: decode the request (``dapp.convert``), call the ``Engine`` / ``Mo
 encode the answer. A ``DappError`` becomes ``context.abort(error.code, message)``; it ends only
 the offending call (a stream ends at the bad message), everything else keeps being served.
 Latency is measured from the decoded request to the encoded answer (per message on a stream).
+The engine's background work for a message (online scoring, shadow run) is queued once its reply
+is sent (``Engine.observe_deferred``), so that it does not compete for the GIL with the answer.
 Per-client limits (``dapp.limits.ServiceLimits``): each ``Observe`` stream has a token bucket,
 each client (gRPC peer) one more for its ``Predict``/``PredictBatch`` observations,
 ``ExportRecentCsi`` is bounded in sequences and bytes.
@@ -11,7 +13,6 @@ each client (gRPC peer) one more for its ``Predict``/``PredictBatch`` observatio
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import NoReturn, TypeVar
@@ -73,32 +74,37 @@ class PredictorService(pb_grpc.ChannelPredictorServicer):
         """One answer per observation, in order; RESOURCE_EXHAUSTED past the stream's rate."""
         rate, burst = self.limits.stream_rate, self.limits.stream_burst
         bucket = TokenBucket(rate, burst) if rate > 0 else None
+        observe, record = self.engine.observe_deferred, self.metrics.observe_latency
         for msg in request_iterator:
             if bucket is not None and not bucket.take():
                 _abort(context, TooLarge(f"stream exceeds its rate limit of {rate:g} "
                                          f"observations/s (burst {burst})"))
             t0 = time.perf_counter()
-            reply = _guarded(context, functools.partial(self._observe_one, msg, context))
-            self.metrics.observe_latency("Observe", time.perf_counter() - t0)
-            yield reply
-
-    def _observe_one(self, msg: pb.Observation, context: grpc.ServicerContext) -> pb.Prediction:
-        obs = convert.observation_from_proto(msg)
-        return convert.answer_to_proto(self.engine.observe([obs], _deadline_at(context))[0])
+            try:
+                answers, background = observe([convert.observation_from_proto(msg)],
+                                              _deadline_at(context))
+            except DappError as err:
+                _abort(context, err)
+            try:
+                reply = convert.answer_to_proto(answers[0])
+                record("Observe", time.perf_counter() - t0)
+                yield reply
+            finally:
+                background()            # gRPC resumes the stream once the reply is sent
 
     def Predict(self, request: pb.PredictRequest,
                 context: grpc.ServicerContext) -> pb.PredictResponse:
         """Stateless prediction from a full history."""
         t0 = time.perf_counter()
-
-        def run() -> pb.PredictResponse:
+        try:
             self._check_unary_rate(context, 1)
             history = convert.from_tensor(request.history, "history")
             answer = self.engine.predict(history, request.horizon, request.ue_id,
                                          _deadline_at(context))
-            return pb.PredictResponse(prediction=convert.answer_to_proto(answer))
-
-        reply = _guarded(context, run)
+        except DappError as err:
+            _abort(context, err)
+        reply = pb.PredictResponse()
+        convert.answer_to_proto(answer, reply.prediction)
         self.metrics.observe_latency("Predict", time.perf_counter() - t0)
         return reply
 
@@ -106,19 +112,22 @@ class PredictorService(pb_grpc.ChannelPredictorServicer):
                      context: grpc.ServicerContext) -> pb.PredictBatchResponse:
         """All UEs of one slot, one model run."""
         t0 = time.perf_counter()
-
-        def run() -> pb.PredictBatchResponse:
+        try:
             if not 1 <= len(request.observations) <= self.max_batch:
                 raise InvalidInput(f"PredictBatch takes 1..{self.max_batch} observations, got "
                                    f"{len(request.observations)}")
             self._check_unary_rate(context, len(request.observations))
             observations = [convert.observation_from_proto(o) for o in request.observations]
-            answers = self.engine.observe(observations, _deadline_at(context))
-            return pb.PredictBatchResponse(predictions=[convert.answer_to_proto(a)
-                                                        for a in answers])
-
-        reply = _guarded(context, run)
+            answers, background = self.engine.observe_deferred(observations,
+                                                               _deadline_at(context))
+        except DappError as err:
+            _abort(context, err)
+        reply = pb.PredictBatchResponse()
+        for answer in answers:
+            convert.answer_to_proto(answer, reply.predictions.add())
         self.metrics.observe_latency("PredictBatch", time.perf_counter() - t0)
+        if not context.add_callback(background):      # runs once the call is over
+            background()
         return reply
 
 
@@ -205,8 +214,10 @@ class ModelManagerService(mm_grpc.ModelManagerServicer):
                 window = steps[start:start + (length or len(steps))]
                 if sent >= limit or sent_bytes + window.nbytes > self.limits.export_bytes:
                     return
-                yield mm.CsiSequence(ue_id=ue_id, ue_group=group, first_slot=first_slot + start,
-                                     channel=convert.to_tensor(window))
+                sequence = mm.CsiSequence(ue_id=ue_id, ue_group=group,
+                                          first_slot=first_slot + start)
+                convert.fill_tensor(sequence.channel, window)
+                yield sequence
                 sent, sent_bytes = sent + 1, sent_bytes + window.nbytes
 
 

@@ -102,3 +102,37 @@ def test_pending_steps_and_expiry() -> None:
     p = Pending("v", 10, np.zeros((4, 8, 12), np.complex64), True, "g")
     assert [p.step_for(s) for s in (10, 11, 14, 15)] == [None, 0, 3, None]
     assert not p.expired(13) and p.expired(14)
+
+
+def test_window_wraps_around_the_ring_into_a_given_buffer() -> None:
+    """Every ring position: the newest steps, oldest first, written into ``out``."""
+    h = doppler_channels(1, 20)[0]
+    ue = _store(capacity=5).start("u", "g", h[:1], slot=0)
+    for t in range(1, 20):
+        ue.append(h[t], t)
+        for steps in range(1, ue.size + 1):
+            out = np.empty((steps, *h.shape[1:]), h.dtype)
+            assert ue.window(steps, out=out) is out
+            np.testing.assert_array_equal(out, h[t + 1 - steps:t + 1])
+        np.testing.assert_array_equal(ue.window(ue.size), h[t + 1 - ue.size:t + 1])
+
+
+def test_score_many_equals_scoring_each_ue_alone() -> None:
+    """One message's SRS of several UEs, scored in one call, count like one call per UE."""
+    h = doppler_channels(4, 6)
+    preds = h[:, 2:5] * 0.9 - 0.02                        # [4 UEs, 3 steps, a, r]
+    alone, together = ScoreBook(horizon=3, window=100), ScoreBook(horizon=3, window=100)
+    for slot in (2, 3, 4):
+        arrivals = [([Pending("v1", 1, preds[u], True, f"g{u % 2}"),
+                      Pending("v2", 1, preds[u] * 1.2, False, f"g{u % 2}")], slot, h[u, slot])
+                    for u in range(4)]
+        for arrival in arrivals:
+            alone.score(*arrival)
+        together.score_many(arrivals)
+    for track in ("v1", "v2"):
+        a, t = alone.track_summaries()[track], together.track_summaries()[track]
+        assert a.scored == t.scored == 12
+        np.testing.assert_allclose(t.nmse_db_per_step, a.nmse_db_per_step, rtol=1e-12)
+    assert together.group_summaries().keys() == {"g0", "g1"}
+    for group, (summary, _) in alone.group_summaries().items():
+        assert together.group_summaries()[group][0].nmse_db == pytest.approx(summary.nmse_db)
