@@ -44,7 +44,9 @@ inverts a matrix)."""
 def _inverse_symbolic(g: Any, matrix: Any) -> Any:
     """TorchScript-exporter symbolic: ``aten::linalg_inv`` -> ``com.microsoft::Inverse``
     (batched, float/double, in ONNX Runtime's CPU provider)."""
-    return g.op(f"{INVERSE_DOMAIN}::Inverse", matrix)
+    out = g.op(f"{INVERSE_DOMAIN}::Inverse", matrix)
+    out.setType(matrix.type())           # same shape and type as the input (tells the exporter)
+    return out
 
 
 torch.onnx.register_custom_op_symbolic("aten::linalg_inv", _inverse_symbolic, 9)

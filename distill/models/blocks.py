@@ -126,7 +126,9 @@ class _ExportedAttention(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g: Any, q: Any, k: Any, v: Any, heads: int) -> Any:
-        return g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads)
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads)
+        out.setType(q.type())            # same shape and type as q (tells the exporter)
+        return out
 
 
 class Mlp(nn.Module):
