@@ -146,6 +146,8 @@ class Engine:
         self._started = time.monotonic()
         self._background = _BackgroundWorker(self.config.background_queue,
                                              int(self.config.background_queue_mb * 2**20))
+        self._deferred = threading.Condition()   # guards _outstanding
+        self._outstanding = 0                    # observe_deferred work not yet queued
         self.metrics.watch_state(self.state_snapshot)
 
     # -- model slots ----------------------------------------------------------------------
@@ -186,8 +188,9 @@ class Engine:
         """``observe`` that leaves queueing its background work (the scoring of these SRS, the
         shadow run on these windows) to the caller: returns the answers and a function that
         queues it. The gRPC service calls it once the reply is sent, so that the background
-        thread does not compete for the GIL while the answer is built and sent. When the call
-        raises, what it did ingest is queued for scoring before the error propagates."""
+        thread does not compete for the GIL while the answer is built and sent. Call that
+        function exactly once: ``wait_background`` waits for it. When the call raises, what it
+        did ingest is queued for scoring before the error propagates."""
         started = time.perf_counter()
         self._validate(observations)
         known = [None if obs.history is not None else self._known_ue(obs)
@@ -199,7 +202,19 @@ class Engine:
         except BaseException:
             self._queue_background(arrivals, None)
             raise
-        return answers, functools.partial(self._queue_background, arrivals, shadow_job)
+        with self._deferred:
+            self._outstanding += 1
+        return answers, functools.partial(self._queue_deferred, arrivals, shadow_job)
+
+    def _queue_deferred(self, arrivals: list[Arrival],
+                        shadow_job: tuple[Callable[[], None], int] | None) -> None:
+        """The function ``observe_deferred`` returns: queue the work, count it as handed in."""
+        try:
+            self._queue_background(arrivals, shadow_job)
+        finally:
+            with self._deferred:
+                self._outstanding -= 1
+                self._deferred.notify_all()
 
     def _serve(self, observations: Sequence[Observation], known: list[UeHistory | None],
                arrivals: list[Arrival], started: float, deadline_at: float | None
@@ -230,9 +245,14 @@ class Engine:
         shadow = self._slots.shadow
         if shadow is None:
             return answers, None
-        return answers, (functools.partial(
-            self._run_shadow, shadow, batch, [ues[i][0] for i in rows],
-            [ues[i][1] for i in rows], [ues[i][0].group for i in rows]), batch.nbytes)
+        placeholders = []   # registered now, before any later SRS of these UEs is ingested
+        for i in rows:
+            ue, slot, _ = ues[i]
+            placeholders.append(Pending(shadow.version, slot, None, False, ue.group,
+                                        horizon=shadow.horizon))
+            self._register(ue, placeholders[-1])
+        return answers, (functools.partial(self._run_shadow, shadow, batch, placeholders),
+                         batch.nbytes)
 
     def predict(self, history: np.ndarray, horizon: int = 0, ue_id: str = "",
                 deadline_at: float | None = None) -> Answer:
@@ -274,8 +294,13 @@ class Engine:
                 if t.role in ("active", "shadow")}
         return StateSnapshot(nmse, status.versions, status.tracked_ues)
 
-    def wait_background(self) -> None:
-        """Block until every queued scoring / shadow job has run (tests, orderly shutdown)."""
+    def wait_background(self, deferred_timeout_s: float = 10.0) -> None:
+        """Block until every scoring / shadow job has run (tests, orderly shutdown): first until
+        the work handed out by ``observe_deferred`` is queued (at most ``deferred_timeout_s``
+        seconds: a caller that never queues it must not hang shutdown), then until the queue
+        is idle."""
+        with self._deferred:
+            self._deferred.wait_for(lambda: self._outstanding == 0, timeout=deferred_timeout_s)
         self._background.wait_idle()
 
     def close(self) -> None:
@@ -354,23 +379,17 @@ class Engine:
         """Queue the scoring of one message's SRS (one job for all its UEs), then its shadow
         run (FIFO: this SRS is scored before the shadow run on it)."""
         if arrivals:
-            nbytes = sum(srs.nbytes + sum(p.future.nbytes for p in due)
+            nbytes = sum(srs.nbytes + sum(p.future.nbytes for p in due if p.future is not None)
                          for due, _, srs in arrivals)
             self._background.submit(functools.partial(self.scores.score_many, arrivals), nbytes)
         if shadow_job is not None:
             self._background.submit(*shadow_job)
 
     def _register(self, ue: UeHistory, pending: Pending) -> None:
-        """Attach ``pending`` to its UE, first scoring any step whose SRS already arrived
-        (a shadow prediction can land after later SRS)."""
+        """Attach ``pending`` (made for the UE's newest slot) to its UE: the SRS of its slots
+        will find it at ingestion."""
         with ue.lock:
-            if ue.slot < pending.base_slot:
-                return                                  # the UE restarted in the meantime
-            for slot in range(pending.base_slot + 1, ue.slot + 1):
-                estimate = ue.estimate(slot)
-                if estimate is not None:
-                    self.scores.score([pending], slot, estimate)
-            if not pending.expired(ue.slot):
+            if ue.slot == pending.base_slot:            # else the UE restarted meanwhile
                 ue.pending.append(pending)
 
     def _infer(self, windows: np.ndarray, horizon: int, started: float,
@@ -431,15 +450,16 @@ class Engine:
         return Answer(ue_id, slot, True, result.future[j], top, scores[top], result.version,
                       result.reason)
 
-    def _run_shadow(self, runner: OnnxRunner, windows: np.ndarray, ues: list[UeHistory],
-                    slots: list[int], groups: list[str]) -> None:
-        """Shadow model on ``windows`` ``[n, history, a, r]``; predictions become pendings."""
+    def _run_shadow(self, runner: OnnxRunner, windows: np.ndarray,
+                    placeholders: list[Pending]) -> None:
+        """Shadow model on ``windows`` ``[n, history, a, r]``: fills the placeholders registered
+        when the windows were served. FIFO: this runs before the scoring of any later SRS of
+        these UEs, so every step is scored even when the background lags far behind."""
         future, _ = runner.predict_with_beams(windows)
-        n = len(ues)
-        self.metrics.count_predictions(runner.version, "shadow", n)
-        self.scores.count_prediction(runner.version, None, False, n)
-        for j, (ue, slot, group) in enumerate(zip(ues, slots, groups, strict=True)):
-            self._register(ue, Pending(runner.version, slot, future[j], False, group))
+        self.metrics.count_predictions(runner.version, "shadow", len(placeholders))
+        self.scores.count_prediction(runner.version, None, False, len(placeholders))
+        for j, pending in enumerate(placeholders):
+            pending.future = future[j]
 
 
 def _all_finite(x: np.ndarray) -> bool:

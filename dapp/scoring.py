@@ -26,22 +26,31 @@ FALLBACK_TRACK = "fallback-ar"
 class Pending:
     """A prediction awaiting its SRS: ``future`` complex64 ``[horizon, antenna, rb]`` for slots
     ``base_slot + 1 .. base_slot + horizon``. ``track`` names whose accuracy it counts for (model
-    version or ``FALLBACK_TRACK``); ``served`` is True when the DU received it."""
+    version or ``FALLBACK_TRACK``); ``served`` is True when the DU received it.
+
+    A shadow prediction is registered as a placeholder (``future`` None, ``horizon`` set) when its
+    window is served and filled in by the background run; steps that arrive while it is still
+    empty are not scored (only when that run was dropped: FIFO runs it before their scoring)."""
 
     track: str
     base_slot: int
-    future: np.ndarray
+    future: np.ndarray | None
     served: bool
     group: str
+    horizon: int = 0
+
+    def __post_init__(self) -> None:
+        if self.future is not None:
+            self.horizon = self.future.shape[0]
 
     def step_for(self, slot: int) -> int | None:
         """Horizon step predicting ``slot``, or None if ``slot`` is outside the horizon."""
         k = slot - self.base_slot - 1
-        return k if 0 <= k < self.future.shape[0] else None
+        return k if 0 <= k < self.horizon else None
 
     def expired(self, slot: int) -> bool:
         """True once ``slot`` is at or past the last predicted slot."""
-        return slot >= self.base_slot + self.future.shape[0]
+        return slot >= self.base_slot + self.horizon
 
 
 Arrival = tuple[list[Pending], int, np.ndarray]
@@ -124,10 +133,11 @@ class ScoreBook:
         ``nmse_per_sample`` call and one lock: ``arrivals`` holds (pending predictions of one
         UE, slot, srs ``[antenna, rb]``)."""
         hits = [(p, k, srs) for pending, slot, srs in arrivals for p in pending
-                if (k := p.step_for(slot)) is not None]
+                if p.future is not None and (k := p.step_for(slot)) is not None]
         if not hits:
             return
-        preds = np.stack([p.future[k] for p, k, _ in hits])[:, None]       # [n, 1, a, r]
+        preds = np.stack([p.future[k] for p, k, _ in hits  # type: ignore[index]
+                          ])[:, None]                                       # [n, 1, a, r]
         if len(arrivals) == 1:
             truth = np.broadcast_to(arrivals[0][2], preds.shape)
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,8 +151,8 @@ def test_observe_deferred_queues_background_work_when_asked(tmp_path: Path) -> N
     h = doppler_channels(1, TINY.history + 3)[0]
     t = TINY.history - 1
 
-    def nmse() -> dict[str, tuple[int, int]]:
-        engine.wait_background()
+    def nmse(deferred_timeout_s: float = 10.0) -> dict[str, tuple[int, int]]:
+        engine.wait_background(deferred_timeout_s)
         return {tr.version: (tr.nmse.predictions, tr.nmse.scored)
                 for tr in engine.status().tracks if tr.version in ("lin-1", "out-2")}
 
@@ -158,11 +160,32 @@ def test_observe_deferred_queues_background_work_when_asked(tmp_path: Path) -> N
     assert nmse() == {"lin-1": (1, 0), "out-2": (1, 0)}
     answers, background = engine.observe_deferred([Observation("u", t + 1, srs=h[t + 1])])
     assert answers[0].ready and answers[0].model_version == "lin-1"
-    assert nmse() == {"lin-1": (2, 0), "out-2": (1, 0)}        # nothing queued yet
-    background()
-    assert nmse() == {"lin-1": (2, 1), "out-2": (2, 1)}
+    assert nmse(0.05) == {"lin-1": (2, 0), "out-2": (1, 0)}    # nothing queued yet
+    threading.Timer(0.2, background).start()     # as the gRPC thread does after sending
+    assert nmse() == {"lin-1": (2, 1), "out-2": (2, 1)}        # waited for the hand-in
     with pytest.raises(TooLarge):                              # "v" would be a second UE
         engine.observe_deferred([Observation("u", t + 2, srs=h[t + 2]),
                                  Observation("v", t, history=h[:t + 1])])
     assert nmse()["lin-1"] == (2, 3)           # the SRS of u scored both pending predictions
+    engine.close()
+
+
+def test_shadow_is_fully_scored_when_the_background_lags(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shadow run that lands long after later SRS (the ring has moved on) still has every
+    step scored: its prediction is registered when the window is served and filled in later."""
+    run_shadow = Engine._run_shadow
+
+    def late(self: Engine, *args: object) -> None:
+        time.sleep(0.01)
+        run_shadow(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "_run_shadow", late)
+    engine = Engine(TINY)
+    engine.set_models(active=_runner(tmp_path, "linear", "lin-1"),
+                      shadow=_runner(tmp_path, "outdated", "out-2"))
+    _stream(engine, doppler_channels(1, 30)[0])
+    engine.wait_background()
+    tracks = {t.version: t.nmse for t in engine.status().tracks}
+    assert tracks["out-2"].scored == tracks["lin-1"].scored > 0
     engine.close()
