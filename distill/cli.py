@@ -19,6 +19,19 @@ _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 _DATA_ROOT_HELP = "dataset cache directory (kdran data); sets are generated there on a miss"
 
 
+def _preset_arg(parser: argparse.ArgumentParser) -> None:
+    """The required ``--preset`` of every teacher/distill command."""
+    parser.add_argument("--preset", required=True, choices=sorted(PRESETS),
+                        default=argparse.SUPPRESS, help="task preset")
+
+
+def _data_root_arg(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    """``--data-root`` (and ``aliases``): the dataset cache, the data package's default when
+    left out."""
+    parser.add_argument("--data-root", *aliases, type=Path, default=None,
+                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+
+
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``teacher``, ``distill`` and ``job``; ``bench`` is unused here."""
     del bench
@@ -43,8 +56,7 @@ def _register_teacher(commands: argparse._SubParsersAction) -> None:
                     "preset's train split (val split for the metric). Writes a resumable "
                     "checkpoint OUT.ckpt after every epoch and resumes from it; prints a final "
                     "metrics line.", formatter_class=_FORMATTER)
-    train.add_argument("--preset", required=True, choices=sorted(PRESETS),
-                       default=argparse.SUPPRESS, help="task preset")
+    _preset_arg(train)
     train.add_argument("--data-root", type=Path, default=None,
                        help=_DATA_ROOT_HELP + " (None: the data package default, env KDRAN_DATA)")
     train.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
@@ -92,10 +104,8 @@ def _register_teacher_validate(actions: argparse._SubParsersAction) -> None:
                     "Exit code 0 = passed, 3 = failed, 2 = error.", formatter_class=_FORMATTER)
     validate.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
                           help="teacher checkpoint")
-    validate.add_argument("--preset", required=True, choices=sorted(PRESETS),
-                          default=argparse.SUPPRESS, help="task preset")
-    validate.add_argument("--data-root", type=Path, default=None,
-                          help=_DATA_ROOT_HELP + " (None: the data package default)")
+    _preset_arg(validate)
+    _data_root_arg(validate)
     validate.add_argument("--sets", type=_names, default="test,heldout-profile",
                           help="comma list of splits to beat the baselines on: 'test' and at "
                                "least one held-out split")
@@ -117,14 +127,12 @@ def _register_distill(commands: argparse._SubParsersAction) -> None:
                     "and publish OUT/artifact when all pass. Also trains student_scratch (same "
                     "size and data, no KD) for the benchmark. Prints the stage table. Exit code "
                     "0 = published, 3 = gates failed, 2 = error.", formatter_class=_FORMATTER)
-    distill.add_argument("--preset", required=True, choices=sorted(PRESETS),
-                         default=argparse.SUPPRESS, help="task preset")
+    _preset_arg(distill)
     distill.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
                          help="teacher checkpoint (kdran teacher train)")
     distill.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
                          help="run directory")
-    distill.add_argument("--data-root", type=Path, default=None,
-                         help=_DATA_ROOT_HELP + " (None: the data package default)")
+    _data_root_arg(distill)
     for name, what in (("task", "ground-truth NMSE loss"), ("output", "output distillation"),
                        ("feature", "feature distillation (cross-attention selector)"),
                        ("relation", "attention-relation distillation"),
@@ -193,14 +201,12 @@ def _register_search(commands: argparse._SubParsersAction) -> None:
                     "Writes OUT/search.json, the plot and the trained candidates (OUT/students). "
                     "Exit code 0 = a candidate fits, 3 = none fits, 2 = error.",
         formatter_class=_FORMATTER)
-    search.add_argument("--preset", required=True, choices=sorted(PRESETS),
-                        default=argparse.SUPPRESS, help="task preset")
+    _preset_arg(search)
     search.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
                         help="teacher checkpoint (kdran teacher train)")
     search.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
                         help="search directory")
-    search.add_argument("--data-root", "--data", type=Path, default=None,
-                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    _data_root_arg(search, "--data")
     search.add_argument("--budget-us", type=float, default=None,
                         help="p99 latency budget in us (None: the preset's deployment budget)")
     search.add_argument("--candidates", type=int, default=8, help="number of candidates")
@@ -241,16 +247,14 @@ def _register_orders(commands: argparse._SubParsersAction) -> None:
                     "times). "
                     "Prints the table, writes OUT/orders.json. Exit code 0 = done, 2 = error.",
         formatter_class=_FORMATTER)
-    orders.add_argument("--preset", required=True, choices=sorted(PRESETS),
-                        default=argparse.SUPPRESS, help="task preset")
+    _preset_arg(orders)
     orders.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
                         help="teacher checkpoint the student was distilled from")
     orders.add_argument("--student-kd", type=Path, required=True, default=argparse.SUPPRESS,
                         help="KD-distilled student (a kdran distill run's student_kd.pt)")
     orders.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
                         help="output directory (order_X/ models, orders.json)")
-    orders.add_argument("--data-root", "--data", type=Path, default=None,
-                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    _data_root_arg(orders, "--data")
     orders.add_argument("--orders", type=_names, default="A,B,C", help="comma list of orders")
     orders.add_argument("--epochs", type=int, default=None,
                         help="student epochs the default recovery is a third of (None: preset)")
@@ -555,14 +559,12 @@ def _register_ablate(commands: argparse._SubParsersAction) -> None:
                     "classical baselines and the teacher. Prints the table with the deltas vs "
                     "full and vs scratch, writes OUT/ablation.json and the students. Exit code "
                     "0 = done, 2 = error.", formatter_class=_FORMATTER)
-    ablate.add_argument("--preset", required=True, choices=sorted(PRESETS),
-                        default=argparse.SUPPRESS, help="task preset")
+    _preset_arg(ablate)
     ablate.add_argument("--teacher", type=Path, required=True, default=argparse.SUPPRESS,
                         help="teacher checkpoint (kdran teacher train)")
     ablate.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
                         help="output directory (students, ablation.json)")
-    ablate.add_argument("--data-root", "--data", type=Path, default=None,
-                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    _data_root_arg(ablate, "--data")
     ablate.add_argument("--components", nargs="*", default=None,
                         help="variants besides scratch and full (which always run), space or "
                              "comma separated: output feature relation beam-kd adaptive (each "
@@ -629,14 +631,12 @@ def _register_robust(commands: argparse._SubParsersAction) -> None:
                     "it and writes OUT/robust.json. Never published; kdran bench accuracy "
                     "--robustness --run OUT compares it with student_kd. Exit code 0 = done, "
                     "2 = error.", formatter_class=_FORMATTER)
-    robust.add_argument("--preset", required=True, choices=sorted(PRESETS),
-                        default=argparse.SUPPRESS, help="task preset")
+    _preset_arg(robust)
     robust.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS,
                         help="run directory (kdran distill --out)")
     robust.add_argument("--teacher", type=Path, default=None,
                         help="teacher checkpoint, the run's own (None: OUT/teacher.pt)")
-    robust.add_argument("--data-root", "--data", type=Path, default=None,
-                        help=_DATA_ROOT_HELP + " (None: the data package default)")
+    _data_root_arg(robust, "--data")
     robust.add_argument("--snr-db", "--robust-snr-db", dest="snr_db", default="0,10",
                         help="LO,HI: range (dB) of the student's SRS SNR")
     robust.add_argument("--epochs", type=int, default=None, help="student epochs (None: preset)")
