@@ -1,21 +1,27 @@
 """Per-UE history of SRS channel estimates: bounded ring buffers with idle-UE eviction.
 
 Each tracked UE owns a ring of ``capacity`` estimates complex64 ``[antenna, rb]`` with their slot
-numbers (consecutive SRS occasions). Memory is bounded by ``max_ues x capacity x antenna x rb x
-8`` bytes (std, 512 UEs x 40 steps: 250 MB); a UE idle for ``idle_timeout_s`` is evicted on the
+numbers (consecutive SRS occasions). Memory is bounded by ``(max_ues x capacity + archive_steps) x antenna x
+rb x 8`` bytes (std, 512 UEs x 40 steps: 250 MB, plus 1.6 MB of archive by default); a UE idle for ``idle_timeout_s`` is evicted on the
 next update. When ``max_ues`` UEs are tracked, a new UE is refused (``TooLarge``, gRPC
 RESOURCE_EXHAUSTED) and the tracked ones keep being served: evicting a live UE instead would
 let one misbehaving client (fresh UE ids in a loop) knock every other UE out of service.
 
-Thread safety: the UE table has one lock (lookup, insert, evict); each UE has its own lock for
-its ring, so streams of different UEs never wait on each other's copies.
+When a tracked UE is restarted (a new ``history`` observation: a new drop, a handover back), the
+steps its ring held are kept as a finished sequence in a bounded archive (``archive_steps`` steps
+in all, oldest sequences dropped first) so that ``snapshot`` — and so ``ExportRecentCsi``, the
+re-distillation job's data — still has them: a restart does not make the recent radio conditions
+disappear from the training data.
+
+Thread safety: the UE table has one lock (lookup, insert, evict, archive); each UE has its own lock
+for its ring, so streams of different UEs never wait on each other's copies.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -97,12 +103,16 @@ class HistoryStore:
 
     def __init__(self, n_ant: int, n_rb: int, capacity: int, max_ues: int = 512,
                  idle_timeout_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 archive_steps: int | None = None) -> None:
         if capacity < 1 or max_ues < 1:
             raise ValueError("history capacity and max_ues must be positive")
         self.n_ant, self.n_rb, self.capacity = n_ant, n_rb, capacity
         self.max_ues, self.idle_timeout_s, self.clock = max_ues, idle_timeout_s, clock
+        self.archive_steps = 4 * capacity if archive_steps is None else archive_steps
         self._ues: OrderedDict[str, UeHistory] = OrderedDict()     # least recently seen first
+        self._archive: deque[tuple[str, str, int, np.ndarray]] = deque()   # oldest first
+        self._archived_steps = 0
         self._lock = threading.Lock()
         self.evicted = 0
         self.refused = 0
@@ -130,8 +140,20 @@ class HistoryStore:
             ue.group, ue.last_seen = group, now
             self._ues[ue_id] = ue
         with ue.lock:
+            finished = (ue.ue_id, ue.group, ue.slot - ue.size + 1, ue.window(ue.size)
+                        ) if ue.size else None
             ue.reset(steps, slot)
+        if finished is not None:
+            self._keep(finished)
         return ue
+
+    def _keep(self, sequence: tuple[str, str, int, np.ndarray]) -> None:
+        """Archive a restarted UE's finished sequence, dropping the oldest beyond the budget."""
+        with self._lock:
+            self._archive.append(sequence)
+            self._archived_steps += len(sequence[3])
+            while self._archived_steps > self.archive_steps:
+                self._archived_steps -= len(self._archive.popleft()[3])
 
     def get(self, ue_id: str) -> UeHistory:
         """The tracked UE ``ue_id`` (marked as seen now); ``PreconditionFailed`` if unknown."""
@@ -148,9 +170,11 @@ class HistoryStore:
         return ue
 
     def snapshot(self, group: str = "") -> Iterator[tuple[str, str, int, np.ndarray]]:
-        """``(ue_id, group, first_slot, [time, a, r] copy)`` per UE, most recently seen first."""
+        """``(ue_id, group, first_slot, [time, a, r] copy)`` per UE, most recently seen first,
+        then the archived sequences of restarted UEs, newest first."""
         with self._lock:
             ues = list(reversed(self._ues.values()))
+            archived = list(reversed(self._archive))
         for ue in ues:
             if group and ue.group != group:
                 continue
@@ -159,6 +183,9 @@ class HistoryStore:
                 steps = ue.window(size) if size else None
             if steps is not None:
                 yield ue.ue_id, ue.group, slot - size + 1, steps
+        for ue_id, ue_group, first_slot, steps in archived:
+            if not group or ue_group == group:
+                yield ue_id, ue_group, first_slot, steps
 
     def _evict_idle(self, now: float) -> None:
         while self._ues:

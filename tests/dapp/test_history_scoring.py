@@ -136,3 +136,20 @@ def test_score_many_equals_scoring_each_ue_alone() -> None:
     assert together.group_summaries().keys() == {"g0", "g1"}
     for group, (summary, _) in alone.group_summaries().items():
         assert together.group_summaries()[group][0].nmse_db == pytest.approx(summary.nmse_db)
+
+
+def test_a_restarted_ue_keeps_its_finished_sequence_for_export() -> None:
+    """A new history for a tracked UE archives what its ring held (snapshot, so ExportRecentCsi,
+    still returns it after the live rings); the archive is bounded in steps, oldest dropped."""
+    h = doppler_channels(3, 12)
+    store = HistoryStore(8, 12, capacity=10, archive_steps=12)
+    store.start("u", "g1", h[0][:6], slot=5)
+    store.start("u", "g1", h[1][:4], slot=20)          # restart: steps 0..5 are archived
+    first = list(store.snapshot())
+    assert [(ue, slot) for ue, _, slot, _ in first] == [("u", 17), ("u", 0)]
+    np.testing.assert_array_equal(first[1][3], h[0][:6])
+    assert [ue for ue, *_ in store.snapshot("other-group")] == []
+    store.start("u", "g1", h[2][:8], slot=40)          # archives 4 more steps: 6 + 4 <= 12
+    store.start("u", "g1", h[2][:2], slot=50)          # 8 more: the oldest (6 steps) goes
+    assert [(slot, len(steps)) for _, _, slot, steps in store.snapshot()] == [
+        (49, 2), (33, 8), (17, 4)]
