@@ -1,5 +1,5 @@
-"""FLOP count of an ONNX model from its graph (shape inference at a fixed batch) and the nominal
-peak of this CPU, for the latency benchmark's "fraction of peak".
+"""FLOP count of an ONNX model from its graph (operand shapes observed in one ONNX Runtime run at
+a fixed batch) and the nominal peak of this CPU, for the latency benchmark's "fraction of peak".
 
 Counted: MatMul / Gemm / Conv and their quantised forms (MatMulInteger, QLinearMatMul,
 ConvInteger, QLinearConv) and the two products inside ONNX Runtime's fused MultiHeadAttention,
@@ -14,8 +14,8 @@ import math
 import platform
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import shape_inference
 
 _MATMULS = {"MatMul", "MatMulInteger", "QLinearMatMul"}
 _CONVS = {"Conv", "ConvInteger", "QLinearConv"}
@@ -23,59 +23,38 @@ _CONVS = {"Conv", "ConvInteger", "QLinearConv"}
 FLOPS_PER_CYCLE = {"avx512f": 2 * 16 * 2, "avx2": 2 * 8 * 2, "sse": 2 * 4 * 2}
 
 
-_SHAPE_OF_FIRST_INPUT = {"Inverse", "MultiHeadAttention"}
-"""ONNX Runtime contrib ops (``com.microsoft``) that ONNX shape inference does not know, whose
-output has the shape of their first input (a batch of matrices; packed ``[b, tokens, width]``
-attention)."""
-
-
-def _collect(inferred: onnx.ModelProto
-             ) -> tuple[dict[str, list[int | None]], dict[str, int]]:
-    """(shape, element type) of every value ONNX shape inference resolved; ``None`` for a
-    dimension it left symbolic or unknown."""
-    shapes: dict[str, list[int | None]] = {}
-    types = {}
-    for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        tensor = value.type.tensor_type
-        if not tensor.HasField("shape"):
-            continue
-        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None
-                              for d in tensor.shape.dim]
-        types[value.name] = tensor.elem_type
-    for init in inferred.graph.initializer:
-        shapes[init.name] = list(init.dims)
-        types[init.name] = init.data_type
-    return shapes, types
+_COUNTED = _MATMULS | _CONVS | {"Gemm", "MultiHeadAttention"}
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+                "tensor(int64)": np.int64}
 
 
 def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
-    """Every value's shape at ``batch``. A dimension inference leaves symbolic is the batch: the
-    only dynamic axis of a ``csi.model_io`` model (inference loses it behind a ``Reshape`` to
-    ``-1``)."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_value = batch
-    while True:   # infer, give the contrib ops their outputs' shapes, infer again
-        shapes, types = _collect(shape_inference.infer_shapes(model, data_prop=True))
-        missing = {node.output[0]: node.input[0] for node in model.graph.node
-                   if node.op_type in _SHAPE_OF_FIRST_INPUT
-                   and _unknown(shapes.get(node.output[0]))
-                   and not _unknown(shapes.get(node.input[0]))}
-        if not missing:
-            return {name: [batch if d is None else d for d in dims]
-                    for name, dims in shapes.items()}
-        kept = [v for v in model.graph.value_info if v.name not in missing]
-        del model.graph.value_info[:]
-        model.graph.value_info.extend(kept)
-        for output, source in missing.items():
-            model.graph.value_info.append(onnx.helper.make_tensor_value_info(
-                output, types[source], shapes[source]))
+    """The shape of every operand of the counted nodes, observed in one ONNX Runtime run on a
+    zero input of batch ``batch``: exact where static inference loses dimensions (reshapes to
+    ``-1`` that merge batch and tokens, contrib ops such as ``Inverse`` and
+    ``MultiHeadAttention`` that ONNX inference does not know)."""
+    import onnxruntime as ort
 
-
-def _unknown(shape: list[int | None] | None) -> bool:
-    return shape is None or not shape or None in shape
+    shapes = {init.name: list(init.dims) for init in model.graph.initializer}
+    wanted = {name for node in model.graph.node if node.op_type in _COUNTED
+              for name in (*node.input, *node.output) if name and name not in shapes}
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    present = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in sorted(wanted - present))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(probe.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    feeds = {}
+    for value in session.get_inputs():
+        dims = [batch if not isinstance(d, int) else d for d in value.shape]
+        feeds[value.name] = np.zeros(dims, _NUMPY_TYPES.get(value.type, np.float32))
+    names = [o.name for o in session.get_outputs()]
+    with np.errstate(all="ignore"):
+        values = session.run(names, feeds)
+    shapes.update({name: list(np.shape(v)) for name, v in zip(names, values, strict=True)})
+    return shapes
 
 
 def _attention_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
@@ -86,7 +65,7 @@ def _attention_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
 
 
 def model_flops(path: str | Path, batch: int = 1) -> int:
-    """FLOPs of one forward pass at ``batch`` (0 where a shape stays unknown)."""
+    """FLOPs of one forward pass at ``batch``."""
     model = onnx.load(str(path))
     shapes = _shapes(model, batch)
     total = 0

@@ -76,7 +76,8 @@ def test_latency_is_measured_in_microseconds(tmp_path: Path) -> None:
 
 def test_exported_graph_fuses_attention_and_counts_the_same_flops_as_torch(tmp_path: Path) -> None:
     """Attention exports as ONNX Runtime's MultiHeadAttention, the AR solve as Inverse; the graph
-    FLOP counter (dapp.flops) sees through both and agrees with torch's counter exactly."""
+    FLOP counter (dapp.flops) sees through both and agrees with torch's counter exactly, for the
+    student (fp32 and INT8) and for the teacher (whose reshapes merge batch and tokens)."""
     import onnx
 
     from dapp.flops import model_flops
@@ -88,3 +89,9 @@ def test_exported_graph_fuses_attention_and_counts_the_same_flops_as_torch(tmp_p
     assert ops.count("MultiHeadAttention") == len(model.cfg.heads) and "Softmax" not in ops
     assert ops.count("Inverse") == 1
     assert model_flops(path) == forward_flops(model, TINY)
+    int8 = quantize_int8(path, tmp_path / "int8.onnx", example_input(TINY, 16).numpy())
+    assert model_flops(int8) == forward_flops(model, TINY)
+    assert model_flops(path, batch=3) == forward_flops(model, TINY, batch=3)
+    teacher = Teacher(teacher_config(TINY), TINY)
+    teacher_path = export_onnx(teacher, TINY, tmp_path / "t.onnx", "t1")
+    assert model_flops(teacher_path) == forward_flops(teacher, TINY)
