@@ -1,11 +1,12 @@
 """Per-UE history of SRS channel estimates: bounded ring buffers with idle-UE eviction.
 
 Each tracked UE owns a ring of ``capacity`` estimates complex64 ``[antenna, rb]`` with their slot
-numbers (consecutive SRS occasions). Memory is bounded by ``(max_ues x capacity + archive_steps) x antenna x
-rb x 8`` bytes (std, 512 UEs x 40 steps: 250 MB, plus 1.6 MB of archive by default); a UE idle for ``idle_timeout_s`` is evicted on the
-next update. When ``max_ues`` UEs are tracked, a new UE is refused (``TooLarge``, gRPC
-RESOURCE_EXHAUSTED) and the tracked ones keep being served: evicting a live UE instead would
-let one misbehaving client (fresh UE ids in a loop) knock every other UE out of service.
+numbers (consecutive SRS occasions). Memory is bounded by ``(max_ues x capacity + archive_steps)
+x antenna x rb x 8`` bytes (std, 512 UEs x 40 steps: 250 MB, plus 2 MB for the default archive of
+4 x 40 steps); a UE idle for ``idle_timeout_s`` is evicted on the next update. When ``max_ues``
+UEs are tracked, a new UE is refused (``TooLarge``, gRPC RESOURCE_EXHAUSTED) and the tracked
+ones keep being served: evicting a live UE instead would let one misbehaving client (fresh UE ids
+in a loop) knock every other UE out of service.
 
 When a tracked UE is restarted (a new ``history`` observation: a new drop, a handover back), the
 steps its ring held are kept as a finished sequence in a bounded archive (``archive_steps`` steps

@@ -132,19 +132,18 @@ class ScoreBook:
         """``score`` for the SRS of several UEs (e.g. one PredictBatch) in one vectorised
         ``nmse_per_sample`` call and one lock: ``arrivals`` holds (pending predictions of one
         UE, slot, srs ``[antenna, rb]``)."""
-        hits = [(p, k, srs) for pending, slot, srs in arrivals for p in pending
-                if p.future is not None and (k := p.step_for(slot)) is not None]
+        hits = [(p, k, future[k], srs) for pending, slot, srs in arrivals for p in pending
+                if (future := p.future) is not None and (k := p.step_for(slot)) is not None]
         if not hits:
             return
-        preds = np.stack([p.future[k] for p, k, _ in hits  # type: ignore[index]
-                          ])[:, None]                                       # [n, 1, a, r]
+        preds = np.stack([pred for _, _, pred, _ in hits])[:, None]        # [n, 1, a, r]
         if len(arrivals) == 1:
             truth = np.broadcast_to(arrivals[0][2], preds.shape)
         else:
-            truth = np.stack([srs for _, _, srs in hits])[:, None]
+            truth = np.stack([srs for _, _, _, srs in hits])[:, None]
         values = nmse_per_sample(preds, truth)[:, 0]
         with self.lock:
-            for (p, k, _), value in zip(hits, values, strict=True):
+            for (p, k, _, _), value in zip(hits, values, strict=True):
                 self._track(p.track).add(k, float(value))
                 if p.served:
                     self._group(p.group).nmse.add(k, float(value))
