@@ -193,8 +193,9 @@ def _register_search(commands: argparse._SubParsersAction) -> None:
     search = _distill_actions(commands).add_parser(
         "search", help="hardware-aware student search: latency here, accuracy after short KD",
         description="Search student shapes (width, depth, heads, head width, MLP width, patch "
-                    "size, time features, AR prior order and fit RB stride): export and time every candidate with ONNX Runtime on "
-                    "this machine (batch 1, one thread), distill those whose p50 is within "
+                    "size, time features, AR prior order and fit RB stride): export and time "
+                    "every candidate with ONNX Runtime on this machine (batch 1, one thread), "
+                    "distill those whose p50 is within "
                     "SKIP_FACTOR x the budget briefly from TEACHER, score NMSE on the val (or "
                     "test) split, rank by NMSE dB + PENALTY * log2(params), mark the NMSE-vs-p99 "
                     "Pareto front and pick the most accurate candidate within the p99 budget. "
