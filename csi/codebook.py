@@ -31,10 +31,16 @@ def _dft_vectors(n: int) -> np.ndarray:
     return np.exp(2j * np.pi * k * i / (OVERSAMPLING * n)) / np.sqrt(n)
 
 
+def spatial_codebook(preset: Preset) -> np.ndarray:
+    """The beam directions: ``[(O*rows) * (O*cols), rows * cols]`` complex128 DFT vectors of one
+    polarisation (unit norm), direction index ``l * n_m + m``."""
+    rows, cols = _dft_vectors(preset.rows), _dft_vectors(preset.cols)
+    return np.einsum("li,mj->lmij", rows, cols).reshape(len(rows) * len(cols), -1)
+
+
 def dft_codebook(preset: Preset) -> np.ndarray:
     """Codebook matrix ``[n_beams, antenna]`` complex64 with unit-norm rows."""
-    rows, cols = _dft_vectors(preset.rows), _dft_vectors(preset.cols)
-    spatial = np.einsum("li,mj->lmij", rows, cols).reshape(len(rows) * len(cols), -1)
+    spatial = spatial_codebook(preset)
     if preset.pols == 1:
         return spatial.astype(np.complex64)
     beams = np.concatenate(

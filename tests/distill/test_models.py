@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -80,12 +82,16 @@ def test_frequency_mask_hides_whole_columns() -> None:
         assert len(m) == len(columns) * cfg.n_tokens // r_p
 
 
-def test_codebook_scores_match_csi_codebook() -> None:
+@pytest.mark.parametrize("pols", [2, 1])
+def test_codebook_scores_match_csi_codebook(pols: int) -> None:
+    """The factorised scorer (directions x co-phases) equals the full codebook projection."""
+    preset = dataclasses.replace(TINY, pols=pols)
     rng = np.random.default_rng(0)
-    h = (rng.standard_normal((3, TINY.n_ant, TINY.n_rb))
-         + 1j * rng.standard_normal((3, TINY.n_ant, TINY.n_rb))).astype(np.complex64)
-    expected = 10 * np.log10(beam_gains(h, dft_codebook(TINY)) + 1e-6)
-    got = CodebookScores(TINY)(torch.from_numpy(np.stack([h.real, h.imag], -1)))
+    h = (rng.standard_normal((3, preset.n_ant, preset.n_rb))
+         + 1j * rng.standard_normal((3, preset.n_ant, preset.n_rb))).astype(np.complex64)
+    expected = 10 * np.log10(beam_gains(h, dft_codebook(preset)) + 1e-6)
+    got = CodebookScores(preset)(torch.from_numpy(np.stack([h.real, h.imag], -1)))
+    assert got.shape == (3, preset.n_beams)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-3)
 
 
