@@ -8,6 +8,9 @@ Rows (DESIGN.md section 8): ``model`` in ``student_int8``, ``student_fp32``, ``t
   loopback / a Unix socket: batch 1 = unary ``Predict`` with a full history, batch 16 =
   ``PredictBatch`` with one SRS delta for each of 16 tracked UEs;
 - ``stream``: one ``Observe`` message (an SRS delta) and its answer on an open stream.
+For the gRPC rows the dApp is pinned to the last CPU and the bench client to the others, as a
+DU and its dApp would be placed (``dapp.affinity``); ``--no-pin`` lets them share every CPU.
+The JSON's ``placement`` says which (null = shared).
 ``batch`` is 1 or 16 UEs; latencies are p50/p99 in µs. ``throughput_per_s`` is the sustained
 prediction rate of ``--load-streams`` concurrent Observe streams (closed loop) and ``load_p99_us``
 the p99 at that load. FLOPs come from the ONNX graph (``dapp.flops``).
@@ -41,6 +44,7 @@ import numpy as np
 from csi.model_io import from_model_output, to_model_input
 from csi.presets import Preset, get_preset
 from csi.synthetic import multipath_channels
+from dapp.affinity import pin_process
 from dapp.artifact import MODEL_FILE, write_artifact
 from dapp.flops import cpu_peak_flops_per_core, model_flops
 from dapp.runner import OnnxRunner
@@ -187,17 +191,20 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(artifact: Path, preset: Preset, workdir: Path) -> Iterator[Served]:
-    """A ``kdran dapp serve`` subprocess on ``artifact``, ready (health SERVING)."""
+def served(artifact: Path, preset: Preset, workdir: Path,
+           cpus: frozenset[int] = frozenset()) -> Iterator[Served]:
+    """A ``kdran dapp serve`` subprocess on ``artifact``, ready (health SERVING); pinned to
+    ``cpus`` when given."""
     from dapp.client import DappClient
 
     workdir.mkdir(parents=True, exist_ok=True)
     port, sock = free_port(), workdir / "dapp.sock"
     log = (workdir / "serve.log").open("w")
+    pin = ["--cpus", ",".join(map(str, sorted(cpus)))] if cpus else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdran", "dapp", "serve", "--model", str(artifact),
          "--listen", f"127.0.0.1:{port}", "--uds", str(sock), "--metrics-port", "0",
-         "--state-dir", str(workdir / "state"), "--preset", preset.name],
+         "--state-dir", str(workdir / "state"), "--preset", preset.name, *pin],
         stdout=log, stderr=subprocess.STDOUT)
     try:
         with DappClient(f"127.0.0.1:{port}") as client:
@@ -303,6 +310,29 @@ def sustained_load(tcp: str, cfg: BenchSettings) -> tuple[float, float]:
     return samples.size / elapsed, float(np.percentile(samples, 99))
 
 
+def split_cpus(allowed: set[int]) -> tuple[frozenset[int], frozenset[int]] | None:
+    """(dApp CPUs, client CPUs) for the gRPC rows: the last allowed CPU for the dApp, the rest
+    for the client (a DU and its dApp do not share cores); None with a single CPU."""
+    if len(allowed) < 2:
+        return None
+    dapp = frozenset({max(allowed)})
+    return dapp, frozenset(allowed) - dapp
+
+
+@contextlib.contextmanager
+def client_pinned(cpus: frozenset[int]) -> Iterator[None]:
+    """This process pinned to ``cpus`` (nothing when empty), its affinity restored after."""
+    if not cpus:
+        yield
+        return
+    before = frozenset(os.sched_getaffinity(0))
+    pin_process(cpus)
+    try:
+        yield
+    finally:
+        pin_process(before)
+
+
 # -- where the time goes ----------------------------------------------------------------
 def stage_breakdown(path: Path, cfg: BenchSettings) -> dict[str, dict[str, float]]:
     """p50/p99 µs of each stage of one Observe message (an SRS delta of one UE) in-process:
@@ -380,7 +410,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not artifact.is_dir():
             raise SystemExit(f"--{primary.replace('_', '-')} must be an artifact directory "
                              "for the gRPC rows")
-        with served(artifact, cfg.preset, workdir / "serve") as dapp:
+        placement = split_cpus(os.sched_getaffinity(0)) if args.pin else None
+        with served(artifact, cfg.preset, workdir / "serve",
+                    placement[0] if placement else frozenset()) as dapp, \
+                client_pinned(placement[1] if placement else frozenset()):
             rows += grpc_rows(primary, dapp.tcp, dapp.uds, cfg)
             throughput, load_p99 = sustained_load(dapp.tcp, cfg)
         flops = model_flops(_model_path(artifact))
@@ -398,6 +431,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_streams": cfg.load_streams,
         "student_model": primary,
         "student_flops": flops,
+        "placement": (None if placement is None else
+                      {"dapp_cpus": sorted(placement[0]), "client_cpus": sorted(placement[1])}),
     }
     if stages is not None:
         result["stages"] = stages
@@ -423,6 +458,10 @@ def format_table(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         lines.append(f"{r['model']:<14} {r['path']:<9} {r['batch']:>5} {r['p50_us']:>10.1f} "
                      f"{r['p99_us']:>10.1f} {r['n']:>6}")
+    placement = result.get("placement")
+    lines.append("gRPC rows: " + ("dApp and client share the CPUs" if placement is None else
+                                  f"dApp on CPU {placement['dapp_cpus']}, client on "
+                                  f"{placement['client_cpus']}"))
     lines.append(f"sustained: {result['throughput_per_s']:.0f} predictions/s over "
                  f"{result['load_streams']} streams, p99 {result['load_p99_us']:.0f} µs")
     lines.append(f"{result['student_model']}: {result['student_flops'] / 1e6:.2f} MFLOP/sample, "

@@ -58,6 +58,8 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
                                     "later than this after receipt (0 = only the call deadline)",
          float)
     _add(serve, "intra-threads", 1, "ONNX Runtime intra-op threads per inference", int)
+    _add(serve, "cpus", "", "pin the dApp to these CPUs, e.g. '3' or '2-3' (Linux; '' = no "
+                            "pinning): keep it off the DU's cores")
     _add(serve, "workers", 32, "gRPC worker threads: concurrent calls (an open Observe stream "
                                  "holds one)", int)
     _add(serve, "max-ues", 512, "tracked UEs at most; a new UE beyond it is refused with "
@@ -95,6 +97,9 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     latency.add_argument("--load-streams", type=int, default=4,
                          help="concurrent Observe streams in the sustained-load measurement")
     latency.add_argument("--ues-per-stream", type=int, default=8, help="UEs per load stream")
+    latency.add_argument("--no-pin", dest="pin", action="store_false",
+                         help="let the dApp and the bench client share every CPU (default: "
+                              "the dApp on the last CPU, the client on the others)")
     latency.add_argument("--breakdown", action="store_true",
                          help="also time each stage of one Observe message in-process")
     latency.set_defaults(func=bench_handler)
@@ -167,6 +172,7 @@ def _server_tls(args: argparse.Namespace) -> Any:
 def serve_handler(args: argparse.Namespace) -> int:
     """Run the dApp until SIGTERM/SIGINT."""
     from csi.presets import get_preset
+    from dapp.affinity import parse_cpu_list, pin_process
     from dapp.engine import EngineConfig
     from dapp.limits import ServiceLimits
     from dapp.manager import RunnerOptions
@@ -176,6 +182,8 @@ def serve_handler(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.cpus:                       # before gRPC and ONNX Runtime start their threads
+            pin_process(parse_cpu_list(args.cpus))
         limits = ServiceLimits(args.stream_rate, args.stream_burst, args.export_limit,
                                int(args.export_max_mb * 2**20), args.unary_rate,
                                args.unary_burst)

@@ -38,7 +38,7 @@ def _combine_matrix(pols: int) -> torch.Tensor:
         combine[0, 0, 0] = combine[0, 1, 1] = 1.0
         return torch.from_numpy(combine.reshape(1, -1)).float()
     combine = np.zeros((len(CO_PHASES), k, k))
-    for phase, c in enumerate(CO_PHASES):            # components: 0 Re u0, 1 Im u0, 2 Re u1, 3 Im u1
+    for phase, c in enumerate(CO_PHASES):   # components: 0 Re u0, 1 Im u0, 2 Re u1, 3 Im u1
         combine[phase, range(k), range(k)] = 0.5     # (P_0 + P_1) / 2
         combine[phase, 0, 2] = combine[phase, 1, 3] = c.real          # Re Z = u0r u1r + u0i u1i
         combine[phase, 0, 3], combine[phase, 1, 2] = c.imag, -c.imag  # Im Z = u0r u1i - u0i u1r
