@@ -161,6 +161,10 @@ def _register_distill(commands: argparse._SubParsersAction) -> None:
                          default=os.environ.get("KDRAN_SIGNING_KEY") or None,
                          help="Ed25519 private key PEM (kdran keys generate) that signs the "
                               "artifact; env KDRAN_SIGNING_KEY")
+    distill.add_argument("--int8", choices=("dynamic", "static"), default="dynamic",
+                         help="INT8 quantization of the published student: dynamic (activations "
+                              "quantized per call; faster here) or static (QDQ, ranges "
+                              "calibrated on training sequences)")
     distill.add_argument("--no-scratch", action="store_true",
                          help="skip training student_scratch")
     distill.add_argument("--json", type=Path, default=None, help="also write result JSON here")
@@ -441,7 +445,7 @@ def _distill(args: argparse.Namespace) -> int:
             low_data=args.low_data,
             gates=GateConfig(min_retention=args.min_retention, must_beat=args.must_beat),
             deployed_model=args.deployed, signing_key=args.signing_key,
-            train_scratch=not args.no_scratch,
+            train_scratch=not args.no_scratch, int8_mode=args.int8,
             progress=not args.quiet)
         sets = Sets(*_splits(args.preset, args.data_root, ("train", "val", "test")))
         result = run_distillation(preset, args.teacher, sets, args.out, options,

@@ -6,11 +6,22 @@ outputs ``future`` / ``beam_logits`` as in ``csi.model_io``, the batch axis dyna
 torch (max absolute error over both outputs). ``export_torch_program`` saves a ``torch.export``
 program (the latency benchmark's torch-eager teacher row).
 
-``quantize_int8`` runs ONNX Runtime's static post-training quantization (QDQ format, per-channel
-int8 weights, uint8 activations, MinMax calibration) on a calibration set of model inputs, after
-ORT's pre-processing (shape inference and graph optimisation). Only MatMul/Gemm are quantized;
-element-wise ops, Softmax and LayerNorm stay in float (measured: quantizing Add/Mul too made the
-model slower, not faster, on an AVX2 CPU).
+``quantize_int8`` runs ONNX Runtime's post-training quantization after its pre-processing (shape
+inference and graph optimisation); only MatMul/Gemm are quantized, element-wise ops, Softmax and
+LayerNorm stay in float (measured: quantizing Add/Mul too made the model slower, not faster, on an
+AVX2 CPU). Two modes (``INT8_MODES``), both with per-channel int8 weights:
+
+- ``dynamic`` (the default): each quantized MatMul's input is quantized to uint8 when it runs, from
+  its own range, and ONNX Runtime fuses quantize, integer product, rescale and bias into
+  ``DynamicQuantizeLinear`` + ``MatMulIntegerToFloat``. No calibration set, no range that a new
+  radio environment can saturate.
+- ``static``: QDQ format with uint8 activation ranges fixed by MinMax calibration on a calibration
+  set of model inputs (what ``distill.qat`` mimics). Every quantized MatMul then carries
+  Quantize/Dequantize nodes, which at the student's size cost more than the integer products save.
+
+Measured 2026-12-05 on the std student (2-core AMD EPYC VM, one thread, 4000 calls): dynamic
+p50/p99 153/173-178 µs, static 178/198-204 µs, fp32 155/177 µs; test NMSE -8.463 / -8.462 /
+-8.465 dB.
 """
 
 from __future__ import annotations
@@ -113,6 +124,7 @@ def ort_session(path: Path, threads: int = 1) -> object:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")   # as dapp.runner
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -137,32 +149,52 @@ class _Calibration:
         return None if nxt is None else {INPUT_NAME: nxt.astype(np.float32)}
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray) -> Path:
-    """Static INT8 quantization of ``fp32_path`` calibrated on ``calibration``
-    (float32 ``[n, history, antenna, rb, 2]`` model inputs); the MatMul/Gemm of the network are
-    quantized, those under ``FLOAT_SCOPES`` stay float; metadata is carried over."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
+INT8_MODES: tuple[str, ...] = ("dynamic", "static")
 
-    if calibration.ndim != 5 or len(calibration) == 0:
-        raise ValueError(f"calibration inputs must be a non-empty [n, t, a, r, 2] array, "
-                         f"got shape {calibration.shape}")
-    reader = _Calibration(calibration)
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray | None = None,
+                  mode: str = "dynamic") -> Path:
+    """INT8 quantization of ``fp32_path`` (``mode`` in ``INT8_MODES``; ``static`` is calibrated
+    on ``calibration``, float32 ``[n, history, antenna, rb, 2]`` model inputs); the MatMul/Gemm
+    of the network are quantized, those under ``FLOAT_SCOPES`` stay float; metadata is carried
+    over."""
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+
+    if mode not in INT8_MODES:
+        raise ValueError(f"INT8 mode {mode!r} is not one of {INT8_MODES}")
+    if mode == "static" and (calibration is None or calibration.ndim != 5
+                             or len(calibration) == 0):
+        raise ValueError("static INT8 needs calibration inputs, a non-empty [n, t, a, r, 2] "
+                         f"array; got {None if calibration is None else calibration.shape}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         keep_float = [node.name for node in onnx.load(str(prepared)).graph.node
                       if node.name.startswith(FLOAT_SCOPES)]
-        quantize_static(str(prepared), str(out_path), reader, nodes_to_exclude=keep_float,
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=list(QUANTIZED_OPS))
+        if mode == "static":
+            assert calibration is not None
+            _quantize_static(prepared, out_path, calibration, keep_float)
+        else:
+            quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8,
+                             per_channel=True, nodes_to_exclude=keep_float,
+                             op_types_to_quantize=list(QUANTIZED_OPS))
     set_metadata(out_path, read_metadata(fp32_path))
     return out_path
+
+
+def _quantize_static(prepared: Path, out_path: Path, calibration: np.ndarray,
+                     keep_float: list[str]) -> None:
+    """ONNX Runtime static QDQ quantization, MinMax-calibrated on ``calibration``."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    quantize_static(str(prepared), str(out_path), _Calibration(calibration),
+                    nodes_to_exclude=keep_float, quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True, calibrate_method=CalibrationMethod.MinMax,
+                    op_types_to_quantize=list(QUANTIZED_OPS))

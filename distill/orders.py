@@ -215,7 +215,8 @@ def _run_order(study: _Study, name: str, student_kd: Student, out_dir: Path,
     began = time.perf_counter()
     student, report = ORDER_STEPS[name](study, student_kd)
     fp32 = export_onnx(student, study.preset, out_dir / "student.onnx", f"order{name}-{version}")
-    int8 = quantize_int8(fp32, out_dir / "student_int8.onnx", study.calibration.numpy())
+    int8 = quantize_int8(fp32, out_dir / "student_int8.onnx", study.calibration.numpy(),
+                         mode="static")             # what distill.qat trains for
     steps_s = time.perf_counter() - began
     save_model(out_dir / "student.pt", "student", student,
                {"parent": version, "order": name, "kd": asdict(study.kd),

@@ -77,6 +77,7 @@ class DistillOptions:
     train_scratch: bool = True
     latency_runs: int = 300
     calibration_size: int = 128
+    int8_mode: str = "dynamic"
     progress: bool = True
 
 
@@ -245,9 +246,10 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
         raise RuntimeError(f"ONNX fp32 parity {parity:.2e} exceeds {PARITY_TOLERANCE:.0e}")
 
     on_phase("quantizing")
-    calib = run.train.batch(np.arange(min(options.calibration_size, len(run.train)))).history
-    int8_path = quantize_int8(fp32["student_pruned"], out_dir / "student_int8.onnx",
-                              calib.numpy())
+    calib = (run.train.batch(np.arange(min(options.calibration_size, len(run.train)))).history
+             .numpy() if options.int8_mode == "static" else None)
+    int8_path = quantize_int8(fp32["student_pruned"], out_dir / "student_int8.onnx", calib,
+                              mode=options.int8_mode)
     run.stage("student_int8", students["student_pruned"], int8_path,
               OnnxPredictor("student_int8", int8_path, preset))
 

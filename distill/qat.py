@@ -1,10 +1,10 @@
 """Quantisation-aware training: fake-quant wrappers on the ``nn.Linear`` layers of a model.
 
-The wrappers mimic what ``distill.export.quantize_int8`` (ONNX Runtime static QDQ INT8, MinMax
-calibration) does to the same layers, so a student trained with them is trained for the INT8 model
-it will become. ORT quantizes both the inputs and the output of every MatMul/Gemm; the torch
-exporter turns a linear layer on a 2-D input into one Gemm (bias inside) and on a higher-rank input
-into MatMul + Add (bias after the quantized product). So, per linear layer:
+The wrappers mimic what ``distill.export.quantize_int8`` in ``static`` mode (ONNX Runtime QDQ
+INT8, MinMax calibration) does to the same layers, so a student trained with them is trained for
+the INT8 model it will become. ORT quantizes both the inputs and the output of every MatMul/Gemm;
+the torch exporter turns a linear layer on a 2-D input into one Gemm (bias inside) and on a
+higher-rank input into MatMul + Add (bias after the quantized product). So, per linear layer:
 
 - weight: int8, symmetric, zero point 0, range ``[-127, 127]``, scale ``max|w| / 127`` per output
   channel (``per_channel=True``, as ``quantize_int8`` sets it) or per tensor; recomputed from the
@@ -53,7 +53,8 @@ _EPS = torch.finfo(torch.float32).eps
 
 @dataclass(frozen=True)
 class QatConfig:
-    """Fake-quantisation settings (defaults: those of ``distill.export.quantize_int8``)."""
+    """Fake-quantisation settings (defaults: those of ``distill.export.quantize_int8``'s static
+    mode)."""
 
     per_channel: bool = True
     products: bool = True

@@ -119,7 +119,6 @@ class SearchOptions:
     score_set: str = "val"
     pick_by: str = "nmse"
     latency_runs: int = 300
-    calibration_size: int = 128
     kd: KdConfig = field(default_factory=KdConfig)
     space: SearchSpace | None = None
     progress: bool = True
@@ -298,26 +297,27 @@ def mark(results: list[CandidateResult], budget_us: float, penalty: float,
                     f"{chosen.p99_us:.0f} us <= {budget_us:g} us, {chosen.params} params")
 
 
-def _screen(cfg: StudentConfig, preset: Preset, tmp: Path, options: SearchOptions,
-            calibration: np.ndarray) -> CandidateResult:
+def _screen(cfg: StudentConfig, preset: Preset, tmp: Path,
+            options: SearchOptions) -> CandidateResult:
     """Export the untrained candidate and measure params, FLOPs, size and latency."""
     name = candidate_name(cfg)
     setup_torch(options.seed)
     student = Student(cfg, preset)
-    path = _export(student, preset, tmp / f"{name}.onnx", name, options, calibration)
+    path = _export(student, preset, tmp / f"{name}.onnx", name, options)
     latency = measure_latency(path, preset, runs=options.latency_runs, seed=options.seed)
     return CandidateResult(name, asdict(cfg), count_params(student),
                            forward_flops(student, preset), path.stat().st_size,
                            latency.p50_us, latency.p99_us)
 
 
-def _export(student: Student, preset: Preset, path: Path, version: str, options: SearchOptions,
-            calibration: np.ndarray) -> Path:
-    """fp32 ONNX at ``path``; with ``int8`` the quantized model next to it (returned)."""
+def _export(student: Student, preset: Preset, path: Path, version: str,
+            options: SearchOptions) -> Path:
+    """fp32 ONNX at ``path``; with ``int8`` the quantized model next to it (returned), in the
+    mode ``kdran distill`` publishes (``quantize_int8``'s default)."""
     export_onnx(student, preset, path, version)
     if not options.int8:
         return path
-    return quantize_int8(path, path.with_suffix(".int8.onnx"), calibration)
+    return quantize_int8(path, path.with_suffix(".int8.onnx"))
 
 
 @dataclass
@@ -331,7 +331,6 @@ class _Context:
     train: TaskData
     val: TaskData
     scored: TaskData
-    calibration: np.ndarray
     out: Path
     options: SearchOptions
 
@@ -349,7 +348,7 @@ def _train(ctx: _Context, result: CandidateResult) -> None:
                {"parent": ctx.teacher_version, "data_hash": ctx.data_hash, "kd": asdict(opts.kd),
                 "training": report.as_dict(), "search": True})
     onnx = _export(student, ctx.preset, folder / f"{result.name}.onnx",
-                   f"{result.name}-{ctx.teacher_version}", opts, ctx.calibration)
+                   f"{result.name}-{ctx.teacher_version}", opts)
     predictor: Any = (OnnxPredictor(result.name, onnx, ctx.preset) if opts.int8
                       else TorchPredictor(result.name, student, ctx.preset))
     data = ctx.scored
@@ -368,9 +367,8 @@ def _context(preset: Preset, teacher_path: Path, train: ChannelSet, val: Channel
     val_data = TaskData.from_set(val, preset)
     scored = val_data if test is None or options.score_set == "val" else TaskData.from_set(
         test, preset)
-    calib = train_data.batch(np.arange(min(options.calibration_size, len(train_data)))).history
     return _Context(preset, teacher, payload["version"], train.content_hash(), train_data,
-                    val_data, scored, calib.numpy(), out_dir, options)
+                    val_data, scored, out_dir, options)
 
 
 def _screen_all(configs: list[StudentConfig], ctx: _Context, log: Log) -> list[CandidateResult]:
@@ -378,7 +376,7 @@ def _screen_all(configs: list[StudentConfig], ctx: _Context, log: Log) -> list[C
     results: list[CandidateResult] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, cfg in enumerate(configs, 1):
-            r = _screen(cfg, ctx.preset, Path(tmp), ctx.options, ctx.calibration)
+            r = _screen(cfg, ctx.preset, Path(tmp), ctx.options)
             results.append(r)
             log(f"[{i}/{len(configs)}] latency {r.name}: {r.params} params, "
                 f"{r.flops / 1e6:.2f} MFLOPs, p50 {r.p50_us:.0f} us, p99 {r.p99_us:.0f} us")

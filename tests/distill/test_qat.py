@@ -139,7 +139,7 @@ def test_fake_quant_computes_what_onnx_runtime_int8_computes(tmp_path: Path) -> 
     torch.manual_seed(0)
     toy, calib, x = _Toy().eval(), example_input(TINY, 64, seed=1), example_input(TINY, 16, seed=2)
     fp32 = export_onnx(toy, TINY, tmp_path / "toy.onnx", "v")
-    int8 = quantize_int8(fp32, tmp_path / "toy_int8.onnx", calib.numpy())
+    int8 = quantize_int8(fp32, tmp_path / "toy_int8.onnx", calib.numpy(), mode="static")
     # ORT's reference QDQ semantics (no fused integer kernels, which on AVX2 CPUs without VNNI
     # add their own u8 x s8 saturation error)
     options = ort.SessionOptions()
@@ -157,7 +157,7 @@ def test_fake_quant_computes_what_onnx_runtime_int8_computes(tmp_path: Path) -> 
     # and the student's weight scales are the ones ORT chose, layer by layer (per channel)
     student = _student()
     s_int8 = quantize_int8(export_onnx(student, TINY, tmp_path / "s.onnx", "v"),
-                           tmp_path / "s_int8.onnx", calib.numpy())
+                           tmp_path / "s_int8.onnx", calib.numpy(), mode="static")
     graph = onnx.load(str(s_int8)).graph
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
     scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear"
