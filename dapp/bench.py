@@ -47,6 +47,7 @@ from csi.synthetic import multipath_channels
 from dapp.affinity import pin_process
 from dapp.artifact import MODEL_FILE, write_artifact
 from dapp.flops import cpu_peak_flops_per_core, model_flops
+from dapp.malloc import retain_freed_memory
 from dapp.runner import OnnxRunner
 from kdran.net import free_port
 
@@ -389,6 +390,7 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run every row the arguments allow; returns the JSON object."""
+    retain_freed_memory()            # this process is the gRPC client (see dapp.malloc)
     cfg = BenchSettings(get_preset(args.preset), args.iterations, args.warmup, args.max_seconds,
                         args.threads, args.load_seconds, args.load_streams, args.ues_per_stream)
     with tempfile.TemporaryDirectory(prefix="kdran-bench-") as tmp:

@@ -33,6 +33,7 @@ from csi.presets import Preset, get_preset
 from csi.synthetic import multipath_channels
 from dapp.artifact import MODEL_FILE, write_artifact
 from dapp.bench import SYNTHETIC_HIDDEN, machine_info, served
+from dapp.malloc import retain_freed_memory
 
 VERSIONS = ("load-a", "load-b", "load-c")        # seed (active), candidate 1, candidate 2
 WARMUP_FRACTION = 0.1
@@ -142,6 +143,7 @@ def _rollout(target: str, dirs: dict[str, Path], cfg: LoadSettings,
 
 def run(cfg: LoadSettings) -> dict[str, Any]:
     """Run the load; returns the JSON object (keys in the module docstring, plus context)."""
+    retain_freed_memory()
     steps = cfg.preset.history + 256
     chans = multipath_channels(cfg.preset, cfg.ues, 30.0, n_paths=8, steps=steps, seed=7)
     with tempfile.TemporaryDirectory(prefix="kdran-load-") as tmp:

@@ -127,6 +127,7 @@ def run_du(args: argparse.Namespace) -> int:
     """Handler of ``kdran sim du``."""
     from csi.presets import PRESETS
     from dapp.client import DappClient
+    from dapp.malloc import retain_freed_memory
     from sim.du import Du, channel_source
     from sim.du_e2 import E2Unavailable, open_rmr_transport, start_du_e2_node
     from sim.timeline import TimelineError, load_timeline
@@ -137,6 +138,7 @@ def run_du(args: argparse.Namespace) -> int:
     except KeyError:
         print(f"unknown preset {args.preset!r}; known: {sorted(PRESETS)}", file=sys.stderr)
         return 2
+    retain_freed_memory()
     try:
         timeline = load_timeline(args.timeline)
         config = _du_config(args)
