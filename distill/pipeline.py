@@ -8,7 +8,8 @@
 4. distills ``student_kd``, prunes it (``distill.prune``) and recovers it with a short KD run
    (``student_pruned``);
 5. exports every stage to ONNX (``onnx/``), checks fp32 parity of the pruned student, quantizes it
-   to INT8 (``student_int8.onnx``) with a calibration slice of the training inputs;
+   to INT8 (``student_int8.onnx``; ``int8_mode`` dynamic, or static with a calibration slice of
+   the training inputs);
 6. measures params, FLOPs, ONNX size, test NMSE and ORT p50/p99 per stage (the stage table);
 7. runs the gates on the INT8 student and, only if all pass, publishes ``artifact/``
    (``distill.artifact``) with the model card.
