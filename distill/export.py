@@ -124,7 +124,6 @@ def ort_session(path: Path, threads: int = 1) -> object:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.set_denormal_as_zero", "1")   # as dapp.runner
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
