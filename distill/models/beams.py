@@ -19,6 +19,8 @@ and one constant ``[n_phase, K^2]`` matrix combines them into each co-phase's ga
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -27,6 +29,7 @@ from csi.codebook import CO_PHASES, spatial_codebook
 from csi.presets import Preset
 
 _GAIN_FLOOR = 1e-6  # linear; keeps the log finite for an all-zero prediction
+_DB_PER_NEPER_POWER = 10.0 / math.log(10.0)   # 10 log10(g) = ln(g) * 10 / ln 10: one Mul in ONNX
 
 
 def _combine_matrix(pols: int) -> torch.Tensor:
@@ -69,8 +72,9 @@ class CodebookScores(nn.Module):
         k = 2 * self.pols
         x = h.reshape(-1, self.pols, self.n_el, self.n_rb, 2).permute(0, 1, 4, 2, 3)
         u = self.w @ x.reshape(-1, self.pols, 2 * self.n_el, self.n_rb)   # [b, pol, 2 n_dir, rb]
-        u = u.reshape(-1, k, 1, self.n_dir, self.n_rb)                     # components (pol, c)
-        pairs = (u * u.transpose(1, 2)).sum(dim=-1)                        # [b, K, K, n_dir]
+        # components (pol, c) against components: reshapes, not a transpose (same memory order)
+        pairs = (u.reshape(-1, k, 1, self.n_dir, self.n_rb)
+                 * u.reshape(-1, 1, k, self.n_dir, self.n_rb)).sum(dim=-1)  # [b, K, K, n_dir]
         gain = self.combine @ pairs.reshape(-1, k * k, self.n_dir)         # [b, n_phase, n_dir]
         gain = gain.transpose(1, 2).reshape(-1, self.n_dir * len(self.combine))
-        return 10.0 * torch.log10(gain + _GAIN_FLOOR)
+        return torch.log(gain + _GAIN_FLOOR) * _DB_PER_NEPER_POWER
