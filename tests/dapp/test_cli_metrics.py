@@ -121,6 +121,7 @@ def test_env_sets_serve_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.slow
 def test_bench_latency_json(tmp_path: Path) -> None:
     out = tmp_path / "latency.json"
+    allowed = os.sched_getaffinity(0)
     code = main(["bench", "latency", "--preset", "tiny", "--iterations", "30", "--warmup", "3",
                  "--load-seconds", "0.5", "--load-streams", "2", "--breakdown",
                  "--json", str(out)])
@@ -136,3 +137,10 @@ def test_bench_latency_json(tmp_path: Path) -> None:
     assert all(r["p99_us"] >= r["p50_us"] > 0 for r in result["rows"])
     assert result["student_flops"] > 0 and 0 < result["student_peak_fraction"] < 1
     assert {"ort_run", "to_model_input", "engine_observe"} <= set(result["stages"])
+    assert os.sched_getaffinity(0) == allowed            # the bench gave its CPUs back
+    placement = result["placement"]
+    if len(allowed) > 1:                 # dApp on the last CPU, the client on the others
+        assert placement == {"dapp_cpus": [max(allowed)],
+                             "client_cpus": sorted(allowed - {max(allowed)})}
+    else:
+        assert placement is None
