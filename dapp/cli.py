@@ -98,8 +98,9 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
                          help="concurrent Observe streams in the sustained-load measurement")
     latency.add_argument("--ues-per-stream", type=int, default=8, help="UEs per load stream")
     latency.add_argument("--no-pin", dest="pin", action="store_false",
-                         help="let the dApp and the bench client share every CPU (default: "
-                              "the dApp on the last CPU, the client on the others)")
+                         help="let the dApp and the bench client share every CPU instead of "
+                              "the dApp on the last CPU and the client on the others "
+                              "(pinning on: %(default)s)")
     latency.add_argument("--breakdown", action="store_true",
                          help="also time each stage of one Observe message in-process")
     latency.set_defaults(func=bench_handler)
