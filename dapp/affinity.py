@@ -16,9 +16,16 @@ import os
 from pathlib import Path
 
 
+def can_pin() -> bool:
+    """Whether this platform lets a process choose its CPUs (Linux)."""
+    return hasattr(os, "sched_setaffinity") and Path("/proc/self/task").is_dir()
+
+
 def parse_cpu_list(text: str) -> frozenset[int]:
     """``"0-2,5"`` -> ``{0, 1, 2, 5}``; ``ValueError`` with the reason for anything else
-    (empty, malformed, reversed range, a CPU this process may not use)."""
+    (empty, malformed, reversed range, a CPU this process may not use, no pinning here)."""
+    if not can_pin():
+        raise ValueError("CPU pinning (--cpus) needs Linux")
     cpus: set[int] = set()
     for part in (p.strip() for p in text.split(",")):
         first, sep, last = part.partition("-")

@@ -44,7 +44,7 @@ import numpy as np
 from csi.model_io import from_model_output, to_model_input
 from csi.presets import Preset, get_preset
 from csi.synthetic import multipath_channels
-from dapp.affinity import pin_process
+from dapp.affinity import can_pin, pin_process
 from dapp.artifact import MODEL_FILE, write_artifact
 from dapp.flops import cpu_peak_flops_per_core, model_flops
 from dapp.malloc import retain_freed_memory
@@ -412,7 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not artifact.is_dir():
             raise SystemExit(f"--{primary.replace('_', '-')} must be an artifact directory "
                              "for the gRPC rows")
-        placement = split_cpus(os.sched_getaffinity(0)) if args.pin else None
+        placement = split_cpus(os.sched_getaffinity(0)) if args.pin and can_pin() else None
         with served(artifact, cfg.preset, workdir / "serve",
                     placement[0] if placement else frozenset()) as dapp, \
                 client_pinned(placement[1] if placement else frozenset()):

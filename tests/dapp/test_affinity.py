@@ -67,3 +67,11 @@ def test_pin_process_to_current_set_is_a_no_op() -> None:
     before = os.sched_getaffinity(0)
     pin_process(frozenset(before))
     assert os.sched_getaffinity(0) == before
+
+
+def test_pinning_where_the_platform_cannot_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dapp import affinity
+
+    monkeypatch.setattr(affinity, "can_pin", lambda: False)
+    with pytest.raises(ValueError, match="needs Linux"):
+        affinity.parse_cpu_list("0")
