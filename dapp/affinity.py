@@ -12,7 +12,9 @@ pinned, and threads started later (gRPC, ONNX Runtime, the background worker) in
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -50,3 +52,18 @@ def pin_process(cpus: frozenset[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
         except ProcessLookupError:           # a thread that ended meanwhile
             continue
+
+
+@contextlib.contextmanager
+def pinned(cpus: frozenset[int]) -> Iterator[None]:
+    """This process pinned to ``cpus`` for the ``with`` block (nothing when empty), its
+    threads' previous affinity restored after (``kdran bench latency``'s client side)."""
+    if not cpus:
+        yield
+        return
+    before = frozenset(os.sched_getaffinity(0))
+    pin_process(cpus)
+    try:
+        yield
+    finally:
+        pin_process(before)

@@ -44,7 +44,7 @@ import numpy as np
 from csi.model_io import from_model_output, to_model_input
 from csi.presets import Preset, get_preset
 from csi.synthetic import multipath_channels
-from dapp.affinity import can_pin, pin_process
+from dapp.affinity import can_pin, pinned
 from dapp.artifact import MODEL_FILE, write_artifact
 from dapp.flops import cpu_peak_flops_per_core, model_flops
 from dapp.malloc import retain_freed_memory
@@ -320,20 +320,6 @@ def split_cpus(allowed: set[int]) -> tuple[frozenset[int], frozenset[int]] | Non
     return dapp, frozenset(allowed) - dapp
 
 
-@contextlib.contextmanager
-def client_pinned(cpus: frozenset[int]) -> Iterator[None]:
-    """This process pinned to ``cpus`` (nothing when empty), its affinity restored after."""
-    if not cpus:
-        yield
-        return
-    before = frozenset(os.sched_getaffinity(0))
-    pin_process(cpus)
-    try:
-        yield
-    finally:
-        pin_process(before)
-
-
 # -- where the time goes ----------------------------------------------------------------
 def stage_breakdown(path: Path, cfg: BenchSettings) -> dict[str, dict[str, float]]:
     """p50/p99 µs of each stage of one Observe message (an SRS delta of one UE) in-process:
@@ -415,7 +401,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         placement = split_cpus(os.sched_getaffinity(0)) if args.pin and can_pin() else None
         with served(artifact, cfg.preset, workdir / "serve",
                     placement[0] if placement else frozenset()) as dapp, \
-                client_pinned(placement[1] if placement else frozenset()):
+                pinned(placement[1] if placement else frozenset()):
             rows += grpc_rows(primary, dapp.tcp, dapp.uds, cfg)
             throughput, load_p99 = sustained_load(dapp.tcp, cfg)
         flops = model_flops(_model_path(artifact))
