@@ -247,7 +247,9 @@ def _register_orders(commands: argparse._SubParsersAction) -> None:
                     "the compression orders A (prune -> KD recovery -> INT8 post-training), B "
                     "(prune -> fake-quant -> quantisation-aware KD recovery -> INT8) and C "
                     "(fake-quant -> prune -> quantisation-aware KD recovery -> INT8) with the "
-                    "same recovery schedule, data and calibration slice; measure each INT8 ONNX "
+                    "same recovery schedule, data and calibration slice (every order ends with "
+                    "static, calibrated INT8: what the fake-quant training mimics; kdran distill "
+                    "publishes dynamic INT8 by default); measure each INT8 ONNX "
                     "(params, FLOPs, size, test NMSE overall and per speed bin, ORT p50/p99, wall "
                     "times). "
                     "Prints the table, writes OUT/orders.json. Exit code 0 = done, 2 = error.",
