@@ -91,13 +91,6 @@ class UeHistory:
             out[-start:] = self.ring[:self.head]
         return out
 
-    def estimate(self, slot: int) -> np.ndarray | None:
-        """The stored estimate ``[a, r]`` of ``slot``, or None if it is not in the ring."""
-        back = self.slot - slot
-        if not 0 <= back < self.size:
-            return None
-        return self.ring[(self.head - 1 - back) % self.capacity]
-
 
 class HistoryStore:
     """All tracked UEs. ``clock`` (seconds, monotonic) is injectable for tests."""

@@ -22,7 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "distill.bench_accuracy",
     "dapp.cli",
     "kdran.keys",
-    "xapp.e2.cli",
+    "xapp.e2_cli",
     "xapp.cli",
     "sim.cli",
     "kdran.demo",

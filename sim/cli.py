@@ -6,9 +6,12 @@ import argparse
 import math
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.du_e2 import DEFAULT_E2_PORT, DuE2Node, E2Stats
+from sim.transport import DEFAULT_E2_PORT
+
+if TYPE_CHECKING:        # the E2 node (and its ASN.1 codecs) is imported only when it runs
+    from sim.du_e2 import DuE2Node, E2Stats
 
 DEFAULT_TIMELINE = "sim/timelines/speed-shift.json"
 

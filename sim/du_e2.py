@@ -20,12 +20,10 @@ from typing import Final, Protocol
 
 from sim.e2node import KPM_RAN_FUNCTION_ID, E2Node, E2NodeRunner, MetricsSource
 from sim.traffic import DuMetricsSource, StatusProvider, TrafficModel
-from sim.transport import E2Transport, TransportError
+from sim.transport import DEFAULT_E2_PORT, E2Transport, TransportError
 from xapp.e2 import NrCgi
 from xapp.e2.measurements import KDRAN_MEASUREMENTS
 
-DEFAULT_E2_PORT: Final = 4570
-"""RMR data port the emulated E2 node listens on (see ``sim.rmr_transport``)."""
 DEFAULT_TICK_S: Final = 0.05
 """Seconds between E2 node ticks (inbox handled, due indications sent)."""
 

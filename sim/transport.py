@@ -22,6 +22,10 @@ import threading
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+DEFAULT_E2_PORT: Final = 4570
+"""RMR data port an emulated E2 node listens on (``kdran sim du --e2 rmr``,
+``sim.rmr_transport``)."""
+
 UNSET_SUB_ID: Final = -1
 """RMR's "no subscription id" value."""
 DEFAULT_QUEUE_DEPTH: Final = 4096

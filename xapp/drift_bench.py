@@ -102,7 +102,8 @@ def run_bench(config: DriftConfig, shape: StreamShape, stationary_reports: int, 
     }
 
 
-def _handler(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
+    """``kdran bench drift`` (arguments: ``xapp.cli``)."""
     controls, _ = load_controls(config_path(args.config))
     shape = StreamShape(args.level_db, args.sigma_db, args.step_db)
     result = run_bench(controls.drift, shape, args.reports, args.runs, args.warmup, args.seed)
@@ -114,23 +115,3 @@ def _handler(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
-
-
-def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """``kdran bench drift``."""
-    parser = bench.add_parser(
-        "drift", help="false alarms and detection delay of the xApp's drift detectors",
-        description="Feed synthetic per-report NMSE streams (Gaussian noise, then a step) to the "
-                    "drift detectors configured in --config (defaults without) and report "
-                    "false alarms and detection delay in reports.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", help="config-file.json (else $CONFIG_FILE, else defaults)")
-    parser.add_argument("--level-db", type=float, default=-12.0, help="stationary NMSE, dB")
-    parser.add_argument("--sigma-db", type=float, default=0.5, help="report-to-report noise, dB")
-    parser.add_argument("--step-db", type=float, default=6.0, help="the shift, dB")
-    parser.add_argument("--reports", type=int, default=20_000, help="stationary run length")
-    parser.add_argument("--runs", type=int, default=100, help="step experiments")
-    parser.add_argument("--warmup", type=int, default=200, help="reports before each step")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the result object here")
-    parser.set_defaults(func=_handler)
