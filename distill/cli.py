@@ -11,9 +11,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from csi.presets import PRESETS, get_preset
+
+if TYPE_CHECKING:
+    from distill.gates import GateConfig
 
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 _DATA_ROOT_HELP = "dataset cache directory (kdran data); sets are generated there on a miss"
@@ -153,6 +156,10 @@ def _register_distill(commands: argparse._SubParsersAction) -> None:
     distill.add_argument("--mlp-keep", type=float, default=0.5,
                          help="fraction of MLP channels kept")
     distill.add_argument("--min-retention", type=float, default=0.98, help="retention gate")
+    distill.add_argument("--max-p99-us", type=float, default=None,
+                         help="latency gate: ONNX Runtime p99 budget in µs on this machine "
+                              "(None: the preset's deployment budget, distill.budgets; raise it "
+                              "where this machine is slower than the DU's core)")
     distill.add_argument("--must-beat", type=lambda s: tuple(s.split(",")) if s else (),
                          default=("ar",), help="baselines the student must beat (comma list)")
     distill.add_argument("--deployed", type=Path, default=None,
@@ -425,8 +432,16 @@ def _teacher_validate(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 3
 
 
-def _distill(args: argparse.Namespace) -> int:
+
+def gate_config(args: argparse.Namespace) -> GateConfig:
+    """The publication gates of ``kdran distill`` from its arguments."""
     from distill.gates import GateConfig
+
+    return GateConfig(min_retention=args.min_retention, must_beat=args.must_beat,
+                      max_p99_us=args.max_p99_us)
+
+
+def _distill(args: argparse.Namespace) -> int:
     from distill.kd import student_schedule
     from distill.losses import KdConfig
     from distill.pipeline import DistillOptions, Sets, format_stage_table, run_distillation
@@ -445,7 +460,7 @@ def _distill(args: argparse.Namespace) -> int:
             recover_epochs=args.recover_epochs, prune=PruneConfig(args.head_keep, args.mlp_keep),
             temperatures=args.temperature_sweep or (), sweep_epochs=args.sweep_epochs,
             low_data=args.low_data,
-            gates=GateConfig(min_retention=args.min_retention, must_beat=args.must_beat),
+            gates=gate_config(args),
             deployed_model=args.deployed, signing_key=args.signing_key,
             train_scratch=not args.no_scratch, int8_mode=args.int8,
             progress=not args.quiet)

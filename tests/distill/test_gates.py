@@ -63,3 +63,20 @@ def test_gate_config_from_json_rejects_unknown_keys() -> None:
 def test_budgets_live_in_one_table() -> None:
     assert budget_for(TINY) is BUDGETS["tiny"]
     assert budget_for(STD).max_params == 500_000
+
+
+def test_distill_cli_latency_budget_override_reaches_the_gates() -> None:
+    from distill.cli import gate_config
+    from kdran.cli import build_parser
+
+    common = ["distill", "--preset", "std", "--teacher", "t.pt", "--out", "run"]
+    default = gate_config(build_parser().parse_args(common))
+    assert default.max_p99_us is None          # the preset budget (distill.budgets) applies
+    slow = gate_config(build_parser().parse_args([*common, "--max-p99-us", "2500"]))
+    inputs = GateInputs(student_db=-9.0, teacher_db=-9.0,
+                        baselines_db={"outdated": -1.0, "ar": -8.0, "kalman": -7.0},
+                        p99_us=1500.0, size_bytes=300_000, params=134_000)
+    latency = {g.name: g for g in evaluate_gates(inputs, slow, budget_for(STD))}["latency_p99"]
+    assert slow.max_p99_us == 2500.0 and latency.passed
+    assert not {g.name: g for g in evaluate_gates(inputs, default, budget_for(STD))}[
+        "latency_p99"].passed
