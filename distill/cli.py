@@ -11,12 +11,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from csi.presets import PRESETS, get_preset
-
-if TYPE_CHECKING:
-    from distill.gates import GateConfig
+from distill.gates import GateConfig
 
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 _DATA_ROOT_HELP = "dataset cache directory (kdran data); sets are generated there on a miss"
@@ -432,11 +430,8 @@ def _teacher_validate(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 3
 
 
-
 def gate_config(args: argparse.Namespace) -> GateConfig:
     """The publication gates of ``kdran distill`` from its arguments."""
-    from distill.gates import GateConfig
-
     return GateConfig(min_retention=args.min_retention, must_beat=args.must_beat,
                       max_p99_us=args.max_p99_us)
 
