@@ -399,9 +399,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"--{primary.replace('_', '-')} must be an artifact directory "
                              "for the gRPC rows")
         placement = split_cpus(os.sched_getaffinity(0)) if args.pin and can_pin() else None
-        with served(artifact, cfg.preset, workdir / "serve",
-                    placement[0] if placement else frozenset()) as dapp, \
-                pinned(placement[1] if placement else frozenset()):
+        dapp_cpus, client_cpus = placement or (frozenset(), frozenset())   # empty: no pinning
+        with served(artifact, cfg.preset, workdir / "serve", dapp_cpus) as dapp, \
+                pinned(client_cpus):
             rows += grpc_rows(primary, dapp.tcp, dapp.uds, cfg)
             throughput, load_p99 = sustained_load(dapp.tcp, cfg)
         flops = model_flops(_model_path(artifact))
