@@ -2,10 +2,11 @@
 a fixed batch) and the nominal peak of this CPU, for the latency benchmark's "fraction of peak".
 
 Counted: MatMul / Gemm / Conv and their quantised forms (MatMulInteger, QLinearMatMul,
-ConvInteger, QLinearConv) and the two products inside ONNX Runtime's fused MultiHeadAttention,
-as ``2 x multiply-adds``; element-wise ops are ignored (they are
-memory-bound and small next to the products). The peak is nominal: clock x SIMD width x FMA
-units, from /proc/cpuinfo (``FLOPS_PER_CYCLE``), not a measured roofline.
+ConvInteger, QLinearConv), the two products inside ONNX Runtime's fused MultiHeadAttention, and
+inside its Attention / QAttention also the packed q/k/v projection, as ``2 x multiply-adds``;
+element-wise ops are ignored (they are memory-bound and small next to the products). The peak
+is nominal: clock x SIMD width x FMA units, from /proc/cpuinfo (``FLOPS_PER_CYCLE``), not a
+measured roofline.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ _CONVS = {"Conv", "ConvInteger", "QLinearConv"}
 FLOPS_PER_CYCLE = {"avx512f": 2 * 16 * 2, "avx2": 2 * 8 * 2, "sse": 2 * 4 * 2}
 
 
-_COUNTED = _MATMULS | _CONVS | {"Gemm", "MultiHeadAttention"}
+_ATTENTIONS = {"Attention", "QAttention"}
+_COUNTED = _MATMULS | _CONVS | _ATTENTIONS | {"Gemm", "MultiHeadAttention"}
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
                 "tensor(int64)": np.int64}
 
@@ -31,8 +33,8 @@ _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
 def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
     """The shape of every operand of the counted nodes, observed in one ONNX Runtime run on a
     zero input of batch ``batch``: exact where static inference loses dimensions (reshapes to
-    ``-1`` that merge batch and tokens, contrib ops such as ``Inverse`` and
-    ``MultiHeadAttention`` that ONNX inference does not know)."""
+    ``-1`` that merge batch and tokens, contrib ops such as ``Inverse`` and the
+    attention ops that ONNX inference does not know)."""
     import onnxruntime as ort
 
     shapes = {init.name: list(init.dims) for init in model.graph.initializer}
@@ -57,11 +59,19 @@ def _shapes(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
     return shapes
 
 
-def _attention_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
-    """Scores ``q k^T`` and mixing ``softmax v`` of a packed ``[b, n, width]`` attention:
+def _attention_flops(q: list[int]) -> int:
+    """Scores ``q k^T`` and mixing ``softmax v`` of packed ``[b, n, width]`` queries:
     ``2 x 2 x b n^2 width``."""
-    q = shapes.get(node.input[0], [])
     return 4 * math.prod(q) * q[1] if len(q) == 3 else 0
+
+
+def _fused_attention_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> int:
+    """(Q)Attention: input ``[b, n, dim]`` times packed weight ``[dim, 3 width]``, then the
+    attention of ``width``-wide queries."""
+    x, weight = shapes.get(node.input[0], []), shapes.get(node.input[1], [])
+    if len(x) != 3 or len(weight) != 2:
+        return 0
+    return 2 * math.prod(x) * weight[1] + _attention_flops([*x[:2], weight[1] // 3])
 
 
 def model_flops(path: str | Path, batch: int = 1) -> int:
@@ -78,7 +88,9 @@ def model_flops(path: str | Path, batch: int = 1) -> int:
                 k = shapes.get(a_name, [0, 0])[-2]
             total += 2 * math.prod(out) * k if out and k else 0
         elif node.op_type == "MultiHeadAttention":
-            total += _attention_flops(node, shapes)
+            total += _attention_flops(shapes.get(node.input[0], []))
+        elif node.op_type in _ATTENTIONS:
+            total += _fused_attention_flops(node, shapes)
         elif node.op_type in _CONVS:
             w_index = 3 if node.op_type == "QLinearConv" else 1
             weight = shapes.get(node.input[w_index], [])

@@ -7,17 +7,20 @@ torch (max absolute error over both outputs). ``export_torch_program`` saves a `
 program (the latency benchmark's torch-eager teacher row).
 
 ``quantize_int8`` runs ONNX Runtime's post-training quantization after its pre-processing (shape
-inference and graph optimisation); only MatMul/Gemm are quantized, element-wise ops, Softmax and
-LayerNorm stay in float (measured: quantizing Add/Mul too made the model slower, not faster, on an
-AVX2 CPU). Two modes (``INT8_MODES``), both with per-channel int8 weights:
+inference and graph optimisation); only MatMul/Gemm and the fused attention (its q/k/v projection)
+are quantized, element-wise ops, Softmax and LayerNorm stay in float (measured: quantizing Add/Mul
+too made the model slower, not faster, on an AVX2 CPU). Two modes (``INT8_MODES``), both with
+per-channel int8 weights:
 
 - ``dynamic`` (the default): each quantized MatMul's input is quantized to uint8 when it runs, from
   its own range, and ONNX Runtime fuses quantize, integer product, rescale and bias into
-  ``DynamicQuantizeLinear`` + ``MatMulIntegerToFloat``. No calibration set, no range that a new
-  radio environment can saturate.
+  ``DynamicQuantizeLinear`` + ``MatMulIntegerToFloat``; ``com.microsoft.Attention`` becomes
+  ``QAttention``. No calibration set, no range that a new radio environment can saturate.
 - ``static``: QDQ format with uint8 activation ranges fixed by MinMax calibration on a calibration
   set of model inputs (what ``distill.qat`` mimics). Every quantized MatMul then carries
   Quantize/Dequantize nodes, which at the student's size cost more than the integer products save.
+  QDQ has no Attention quantizer: each ``Attention`` is first split back into its q/k/v MatMuls
+  and a float ``MultiHeadAttention`` (``split_attention``), so the projections are quantized.
 
 Measured 2026-12-05 on the std student (2-core AMD EPYC VM, one thread, 4000 calls): dynamic
 p50/p99 153/173-178 µs, static 178/198-204 µs, fp32 155/177 µs; test NMSE -8.463 / -8.462 /
@@ -39,7 +42,7 @@ from csi.model_io import INPUT_NAME, OUTPUT_BEAM, OUTPUT_FUTURE
 from csi.presets import Preset
 
 OPSET = 18
-QUANTIZED_OPS: tuple[str, ...] = ("MatMul", "Gemm")
+QUANTIZED_OPS: tuple[str, ...] = ("MatMul", "Gemm", "Attention")
 FLOAT_SCOPES: tuple[str, ...] = ("/prior/", "/beams/")
 """Node-name prefixes (torch module scopes) never quantized: the in-graph AR/Wiener fit and
 forecast (``distill.models.ar_prior``) must keep their dynamic range — quantized, its forecast
@@ -173,6 +176,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray | Non
                       if node.name.startswith(FLOAT_SCOPES)]
         if mode == "static":
             assert calibration is not None
+            onnx.save(split_attention(onnx.load(str(prepared))), str(prepared))
             _quantize_static(prepared, out_path, calibration, keep_float)
         else:
             quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8,
@@ -197,3 +201,47 @@ def _quantize_static(prepared: Path, out_path: Path, calibration: np.ndarray,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     per_channel=True, calibrate_method=CalibrationMethod.MinMax,
                     op_types_to_quantize=list(QUANTIZED_OPS))
+
+
+def split_attention(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with every ``com.microsoft.Attention`` node (input ``x``, packed weight
+    ``[dim, 3 * inner]`` and bias ``[3 * inner]`` initializers, ``distill.models.blocks``) replaced
+    by its q/k/v ``MatMul`` + ``Add`` and one ``com.microsoft.MultiHeadAttention``: the same
+    function, in operators that ONNX Runtime's QDQ quantizer knows. Node names keep the
+    Attention node's scope (``FLOAT_SCOPES`` still applies). Modified in place and returned."""
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type != "Attention" or node.domain != "com.microsoft":
+            nodes.append(node)
+            continue
+        x, weight_name, bias_name = node.input[:3]
+        weight = onnx.numpy_helper.to_array(inits[weight_name])
+        bias = onnx.numpy_helper.to_array(inits[bias_name])
+        inner = weight.shape[1] // 3
+        scope = node.name.rsplit("/", 1)[0]
+        parts = []
+        for index, part in enumerate("qkv"):
+            columns = slice(index * inner, (index + 1) * inner)
+            w_name, b_name = f"{scope}/{part}/weight", f"{scope}/{part}/bias"
+            graph.initializer.extend([
+                onnx.numpy_helper.from_array(np.ascontiguousarray(weight[:, columns]), w_name),
+                onnx.numpy_helper.from_array(bias[columns], b_name)])
+            product, out = f"{scope}/{part}/MatMul_output", f"{scope}/{part}/output"
+            nodes += [onnx.helper.make_node("MatMul", [x, w_name], [product],
+                                            name=f"{scope}/{part}/MatMul"),
+                      onnx.helper.make_node("Add", [product, b_name], [out],
+                                            name=f"{scope}/{part}/Add")]
+            parts.append(out)
+        nodes.append(onnx.helper.make_node(
+            "MultiHeadAttention", parts, list(node.output), name=f"{scope}/MultiHeadAttention",
+            domain="com.microsoft", num_heads=next(a.i for a in node.attribute
+                                                   if a.name == "num_heads")))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return model

@@ -13,8 +13,9 @@ higher-rank input into MatMul + Add (bias after the quantized product). So, per 
   ``scale = (max - min) / 255``, ``zero point = round(-min / scale)``: the input; the product
   (``x W^T`` before the bias, or the Gemm output with it). Optionally (``attention_operands``,
   off by default) also the q/k/v outputs after the bias: they were operands of quantized
-  attention score / mixing MatMuls until the export fused the attention into ONNX Runtime's
-  float ``MultiHeadAttention`` node (``distill.models.blocks``), which the quantizer leaves alone.
+  attention score / mixing MatMuls until the export fused the attention; in static INT8 it is
+  ONNX Runtime's float ``MultiHeadAttention`` node after quantized q/k/v MatMuls
+  (``distill.export.split_attention``), which the quantizer leaves alone.
 
 ``calibrate`` observes each activation's global min/max over a calibration set with the float model
 (as ORT's MinMax calibrator does); training then follows the ranges with an exponential moving

@@ -103,7 +103,8 @@ def test_latency_is_measured_in_microseconds(tmp_path: Path) -> None:
 
 
 def test_exported_graph_fuses_attention_and_counts_the_same_flops_as_torch(tmp_path: Path) -> None:
-    """Attention exports as ONNX Runtime's MultiHeadAttention, the AR solve as Inverse; the graph
+    """Attention exports as ONNX Runtime's Attention (QAttention in dynamic INT8, q/k/v MatMuls +
+    MultiHeadAttention in static INT8), the AR solve as Inverse; the graph
     FLOP counter (dapp.flops) sees through both and agrees with torch's counter exactly, for the
     student (fp32 and INT8) and for the teacher (whose reshapes merge batch and tokens)."""
     import onnx
@@ -114,11 +115,15 @@ def test_exported_graph_fuses_attention_and_counts_the_same_flops_as_torch(tmp_p
     model = _randomised(Student(student_config(TINY), TINY))
     path = export_onnx(model, TINY, tmp_path / "m.onnx", "v1")
     ops = [node.op_type for node in onnx.load(str(path)).graph.node]
-    assert ops.count("MultiHeadAttention") == len(model.cfg.heads) and "Softmax" not in ops
+    assert ops.count("Attention") == len(model.cfg.heads) and "Softmax" not in ops
     assert ops.count("Inverse") == 1
     assert model_flops(path) == forward_flops(model, TINY)
-    int8 = quantize_int8(path, tmp_path / "int8.onnx", example_input(TINY, 16).numpy())
-    assert model_flops(int8) == forward_flops(model, TINY)
+    for mode, attention in (("dynamic", "QAttention"), ("static", "MultiHeadAttention")):
+        int8 = quantize_int8(path, tmp_path / f"{mode}.onnx", example_input(TINY, 16).numpy(),
+                             mode=mode)
+        int8_ops = [node.op_type for node in onnx.load(str(int8)).graph.node]
+        assert int8_ops.count(attention) == len(model.cfg.heads), mode
+        assert model_flops(int8) == forward_flops(model, TINY), mode
     assert model_flops(path, batch=3) == forward_flops(model, TINY, batch=3)
     teacher = Teacher(teacher_config(TINY), TINY)
     teacher_path = export_onnx(teacher, TINY, tmp_path / "t.onnx", "t1")
