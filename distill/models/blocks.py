@@ -131,7 +131,11 @@ class _ExportedAttention(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g: Any, x: Any, weight: Any, bias: Any, heads: int) -> Any:
-        return g.op("com.microsoft::Attention", x, weight, bias, num_heads_i=heads)
+        out = g.op("com.microsoft::Attention", x, weight, bias, num_heads_i=heads)
+        x_sizes, w_sizes = x.type().varyingSizes(), weight.type().varyingSizes()
+        if x_sizes and w_sizes and w_sizes[1]:   # output [b, tokens, inner], for the exporter's
+            out.setType(x.type().with_sizes([*x_sizes[:2], w_sizes[1] // 3]))  # shape inference
+        return out
 
 
 class Mlp(nn.Module):
