@@ -172,11 +172,12 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray | Non
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        keep_float = [node.name for node in onnx.load(str(prepared)).graph.node
+        model = onnx.load(str(prepared))
+        keep_float = [node.name for node in model.graph.node
                       if node.name.startswith(FLOAT_SCOPES)]
         if mode == "static":
             assert calibration is not None
-            onnx.save(split_attention(onnx.load(str(prepared))), str(prepared))
+            onnx.save(split_attention(model), str(prepared))
             _quantize_static(prepared, out_path, calibration, keep_float)
         else:
             quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8,
