@@ -10,7 +10,11 @@ Rows (DESIGN.md section 8): ``model`` in ``student_int8``, ``student_fp32``, ``t
 - ``stream``: one ``Observe`` message (an SRS delta) and its answer on an open stream.
 For the gRPC rows the dApp is pinned to the last CPU and the bench client to the others, as a
 DU and its dApp would be placed (``dapp.affinity``); ``--no-pin`` lets them share every CPU.
-The JSON's ``placement`` says which (null = shared).
+The JSON's ``placement`` says which (null = shared). ``grpc_floor`` is the round trip of an empty
+gRPC health check to the same dApp (TCP and UDS): what the gRPC stack and the wake-ups of the two
+processes cost before any model work. ``--cpu-wakeup-latency-us N`` runs the gRPC rows under a
+PM QoS CPU wake-up latency limit of N µs (``dapp.cpu_latency``; the dApp is started with the same
+flag); the JSON's ``cpu_wakeup_latency_us`` is the limit in force, null when none.
 ``batch`` is 1 or 16 UEs; latencies are p50/p99 in µs. ``throughput_per_s`` is the sustained
 prediction rate of ``--load-streams`` concurrent Observe streams (closed loop) and ``load_p99_us``
 the p99 at that load. FLOPs come from the ONNX graph (``dapp.flops``).
@@ -46,6 +50,7 @@ from csi.presets import Preset, get_preset
 from csi.synthetic import multipath_channels
 from dapp.affinity import can_pin, pinned
 from dapp.artifact import MODEL_FILE, write_artifact
+from dapp.cpu_latency import hold_cpu_latency
 from dapp.flops import cpu_peak_flops_per_core, model_flops
 from dapp.malloc import retain_freed_memory
 from dapp.runner import OnnxRunner
@@ -87,6 +92,13 @@ def time_calls(fn: Callable[[int], object], iterations: int, warmup: int,
 def _row(model: str, path: str, batch: int, samples: np.ndarray) -> Row:
     p50, p99 = np.percentile(samples, [50, 99])
     return Row(model, path, batch, round(float(p50), 1), round(float(p99), 1), int(samples.size))
+
+
+def _summary(samples: np.ndarray) -> dict[str, float]:
+    """``{"p50_us", "p99_us", "n"}`` of latencies in µs."""
+    p50, p99 = np.percentile(samples, [50, 99])
+    return {"p50_us": round(float(p50), 1), "p99_us": round(float(p99), 1),
+            "n": int(samples.size)}
 
 
 @dataclass(frozen=True)
@@ -193,9 +205,9 @@ class Served:
 
 @contextlib.contextmanager
 def served(artifact: Path, preset: Preset, workdir: Path,
-           cpus: frozenset[int] = frozenset()) -> Iterator[Served]:
+           cpus: frozenset[int] = frozenset(), cpu_latency_us: int = -1) -> Iterator[Served]:
     """A ``kdran dapp serve`` subprocess on ``artifact``, ready (health SERVING); pinned to
-    ``cpus`` when given."""
+    ``cpus`` when given; holding a CPU wake-up latency limit when ``cpu_latency_us >= 0``."""
     from dapp.client import DappClient
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +217,8 @@ def served(artifact: Path, preset: Preset, workdir: Path,
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdran", "dapp", "serve", "--model", str(artifact),
          "--listen", f"127.0.0.1:{port}", "--uds", str(sock), "--metrics-port", "0",
-         "--state-dir", str(workdir / "state"), "--preset", preset.name, *pin],
+         "--state-dir", str(workdir / "state"), "--preset", preset.name, *pin,
+         "--cpu-wakeup-latency-us", str(cpu_latency_us)],
         stdout=log, stderr=subprocess.STDOUT)
     try:
         with DappClient(f"127.0.0.1:{port}") as client:
@@ -232,6 +245,19 @@ def grpc_rows(name: str, tcp: str, uds: str, cfg: BenchSettings) -> list[Row]:
         rows += _unary_rows(name, path, target, cfg)
     rows.append(_stream_row(name, tcp, cfg))
     return rows
+
+
+def grpc_floor(tcp: str, uds: str, cfg: BenchSettings) -> dict[str, dict[str, float]]:
+    """``{"grpc_tcp"|"grpc_uds": {"p50_us", "p99_us", "n"}}`` of an empty round trip (gRPC
+    health check) to the dApp: the transport's share of every gRPC row."""
+    from dapp.client import DappClient
+
+    floor = {}
+    for path, target in (("grpc_tcp", tcp), ("grpc_uds", uds)):
+        with DappClient(target) as client:
+            floor[path] = _summary(time_calls(lambda _i: client.health(), cfg.iterations,
+                                              cfg.warmup, cfg.max_seconds))
+    return floor
 
 
 def _unary_rows(name: str, path: str, target: str, cfg: BenchSettings) -> list[Row]:
@@ -400,10 +426,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              "for the gRPC rows")
         placement = split_cpus(os.sched_getaffinity(0)) if args.pin and can_pin() else None
         dapp_cpus, client_cpus = placement or (frozenset(), frozenset())   # empty: no pinning
-        with served(artifact, cfg.preset, workdir / "serve", dapp_cpus) as dapp, \
-                pinned(client_cpus):
-            rows += grpc_rows(primary, dapp.tcp, dapp.uds, cfg)
-            throughput, load_p99 = sustained_load(dapp.tcp, cfg)
+        limit = hold_cpu_latency(args.cpu_wakeup_latency_us)  # system-wide, as the dApp's own
+        try:
+            with served(artifact, cfg.preset, workdir / "serve", dapp_cpus,
+                        args.cpu_wakeup_latency_us) as dapp, pinned(client_cpus):
+                floor = grpc_floor(dapp.tcp, dapp.uds, cfg)
+                rows += grpc_rows(primary, dapp.tcp, dapp.uds, cfg)
+                throughput, load_p99 = sustained_load(dapp.tcp, cfg)
+        finally:
+            if limit is not None:
+                limit.release()
         flops = model_flops(_model_path(artifact))
         stages = stage_breakdown(_model_path(artifact), cfg) if args.breakdown else None
     machine = machine_info(cfg.threads)
@@ -421,6 +453,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "student_flops": flops,
         "placement": (None if placement is None else
                       {"dapp_cpus": sorted(placement[0]), "client_cpus": sorted(placement[1])}),
+        "grpc_floor": floor,
+        "cpu_wakeup_latency_us": None if limit is None else limit.limit_us,
     }
     if stages is not None:
         result["stages"] = stages
@@ -450,6 +484,11 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append("gRPC rows: " + ("dApp and client share the CPUs" if placement is None else
                                   f"dApp on CPU {placement['dapp_cpus']}, client on "
                                   f"{placement['client_cpus']}"))
+    floor = result["grpc_floor"]
+    lines.append("gRPC floor (empty health check): " + ", ".join(
+        f"{path} p50 {v['p50_us']:.1f} p99 {v['p99_us']:.1f} µs" for path, v in floor.items()))
+    limit = result["cpu_wakeup_latency_us"]
+    lines.append("CPU wake-up latency limit: " + ("none" if limit is None else f"{limit} µs"))
     lines.append(f"sustained: {result['throughput_per_s']:.0f} predictions/s over "
                  f"{result['load_streams']} streams, p99 {result['load_p99_us']:.0f} µs")
     lines.append(f"{result['student_model']}: {result['student_flops'] / 1e6:.2f} MFLOP/sample, "

@@ -60,6 +60,9 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     _add(serve, "intra-threads", 1, "ONNX Runtime intra-op threads per inference", int)
     _add(serve, "cpus", "", "pin the dApp to these CPUs, e.g. '3' or '2-3' (Linux; '' = no "
                             "pinning): keep it off the DU's cores")
+    _add(serve, "cpu-wakeup-latency-us", -1,
+         "hold this PM QoS CPU wake-up latency limit while serving (0 = idle CPUs poll; needs "
+         "write access to /dev/cpu_dma_latency; -1 = none): see dapp.cpu_latency", int)
     _add(serve, "workers", 32, "gRPC worker threads: concurrent calls (an open Observe stream "
                                  "holds one)", int)
     _add(serve, "max-ues", 512, "tracked UEs at most; a new UE beyond it is refused with "
@@ -101,6 +104,10 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
                          help="let the dApp and the bench client share every CPU instead of "
                               "the dApp on the last CPU and the client on the others "
                               "(pinning on: %(default)s)")
+    latency.add_argument("--cpu-wakeup-latency-us", type=int, default=-1,
+                         help="run the gRPC rows under this PM QoS CPU wake-up latency limit "
+                              "(µs; the dApp asks for it too; needs write access to "
+                              "/dev/cpu_dma_latency; -1 = none)")
     latency.add_argument("--breakdown", action="store_true",
                          help="also time each stage of one Observe message in-process")
     latency.set_defaults(func=bench_handler)
@@ -174,6 +181,7 @@ def serve_handler(args: argparse.Namespace) -> int:
     """Run the dApp until SIGTERM/SIGINT."""
     from csi.presets import get_preset
     from dapp.affinity import parse_cpu_list, pin_process
+    from dapp.cpu_latency import hold_cpu_latency
     from dapp.engine import EngineConfig
     from dapp.limits import ServiceLimits
     from dapp.manager import RunnerOptions
@@ -185,6 +193,7 @@ def serve_handler(args: argparse.Namespace) -> int:
     try:
         if args.cpus:                       # before gRPC and ONNX Runtime start their threads
             pin_process(parse_cpu_list(args.cpus))
+        latency_limit = hold_cpu_latency(args.cpu_wakeup_latency_us)
         limits = ServiceLimits(args.stream_rate, args.stream_burst, args.export_limit,
                                int(args.export_max_mb * 2**20), args.unary_rate,
                                args.unary_burst)
@@ -200,6 +209,8 @@ def serve_handler(args: argparse.Namespace) -> int:
     except (ValueError, SigningError) as err:
         logging.getLogger(__name__).error("cannot start the dApp: %s", err)
         return 2
+    if latency_limit is not None:
+        dapp.metrics.cpu_latency_limit.set(latency_limit.limit_us)
     if args.metrics_port:
         dapp.metrics.serve_http(args.metrics_port)
     dapp.start()
@@ -213,6 +224,8 @@ def serve_handler(args: argparse.Namespace) -> int:
         signal.signal(sig, on_signal)
     stopped.wait()
     dapp.stop(grace_s=2.0)
+    if latency_limit is not None:
+        latency_limit.release()
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -113,6 +113,11 @@ class DappMetrics:
             _labelled(self._fallback_children, self.fallbacks, reason)
         for reason in LOAD_FAILURE_REASONS:
             self.load_failures.labels(reason)
+        self.cpu_latency_limit = Gauge(
+            "kdran_dapp_cpu_wakeup_latency_limit_us",
+            "PM QoS CPU wake-up latency limit the dApp holds (µs; -1 = none)",
+            registry=self.registry)
+        self.cpu_latency_limit.set(-1)
         self._recent: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 

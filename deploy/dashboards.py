@@ -330,6 +330,13 @@ def dapp_latency() -> Dashboard:
                           f"(increase(kdran_dapp_model_load_failures_total{{{dapp}}}[{RANGE}]))",
                           "{{reason}}", instant=True),),
                   width=8, options={"orientation": "horizontal", "displayMode": "basic"}),
+            Panel("stat", "CPU wake-up latency limit",
+                  "PM QoS CPU wake-up latency limit each dApp holds (µs; -1: none, idle CPUs may "
+                  "halt and every round trip pays their wake-up).",
+                  (Target(f"max by (instance) "
+                          f"(kdran_dapp_cpu_wakeup_latency_limit_us{{{dapp}}})",
+                          "{{instance}}", instant=True),),
+                  unit="µs", width=8),
         ))
 
 

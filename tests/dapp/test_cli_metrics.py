@@ -85,6 +85,7 @@ def test_serve_from_env_exports_documented_metrics(served: tuple[subprocess.Pope
                     (("le", "1e-05"), ("rpc", "Observe")))] >= 0
     assert samples[("kdran_dapp_model_info", (("role", "shadow"), ("version", "out-2")))] == 1
     assert samples[("kdran_dapp_tracked_ues", ())] == 1
+    assert samples[("kdran_dapp_cpu_wakeup_latency_limit_us", ())] == -1    # none asked for
     active = next(m for m in status.models if m.version == "lin-1")
     online = samples[("kdran_dapp_online_nmse_db", (("model_version", "lin-1"),
                                                     ("role", "active")))]
@@ -137,6 +138,10 @@ def test_bench_latency_json(tmp_path: Path) -> None:
     assert all(r["p99_us"] >= r["p50_us"] > 0 for r in result["rows"])
     assert result["student_flops"] > 0 and 0 < result["student_peak_fraction"] < 1
     assert {"ort_run", "to_model_input", "engine_observe"} <= set(result["stages"])
+    floor = result["grpc_floor"]
+    assert set(floor) == {"grpc_tcp", "grpc_uds"}
+    assert all(v["p99_us"] >= v["p50_us"] > 0 and v["n"] > 0 for v in floor.values())
+    assert result["cpu_wakeup_latency_us"] is None                  # not asked for
     assert os.sched_getaffinity(0) == allowed            # the bench gave its CPUs back
     placement = result["placement"]
     if len(allowed) > 1:                 # dApp on the last CPU, the client on the others

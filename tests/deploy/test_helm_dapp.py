@@ -149,6 +149,21 @@ def test_service_monitor_scrapes_the_metrics_port(tls_uds: list[dict[str, Any]],
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
 
 
+def test_cpu_wakeup_latency_limit_is_opt_in(default: list[dict[str, Any]]) -> None:
+    spec = pod_spec(default, "Deployment")
+    assert "--cpu-wakeup-latency-us" not in dapp_container(spec)["args"]
+    assert all("hostPath" not in v or v["hostPath"]["path"] != "/dev/cpu_dma_latency"
+               for v in spec["volumes"])
+
+    spec = pod_spec(render_dapp({"cpuWakeupLatencyUs": 0}), "Deployment")
+    container = dapp_container(spec)
+    assert flag(container["args"], "--cpu-wakeup-latency-us") == "0"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/cpu_dma_latency"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["hostPath"] == {"path": "/dev/cpu_dma_latency", "type": "CharDevice"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False   # still unprivileged
+
+
 def test_bad_choices_fail_the_render() -> None:
     with pytest.raises(helm_python.HelmError, match="kind must be Deployment or DaemonSet"):
         render_dapp({"kind": "StatefulSet"})

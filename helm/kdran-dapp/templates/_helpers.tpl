@@ -89,6 +89,10 @@ grpc:
 - --tls-client-ca
 - {{ printf "%s/ca.crt" $tls }}
 {{- end }}
+{{- if ge (int .Values.cpuWakeupLatencyUs) 0 }}
+- --cpu-wakeup-latency-us
+- {{ .Values.cpuWakeupLatencyUs | quote }}
+{{- end }}
 {{- if .Values.modelSigning.existingSecret }}
 - --verify-key
 - {{ printf "%s/%s" (include "kdran-dapp.signingMount" .) .Values.modelSigning.publicKeyKey }}
@@ -194,6 +198,10 @@ spec:
           mountPath: {{ include "kdran-dapp.signingMount" . }}
           readOnly: true
         {{- end }}
+        {{- if ge (int .Values.cpuWakeupLatencyUs) 0 }}
+        - name: cpu-dma-latency
+          mountPath: /dev/cpu_dma_latency
+        {{- end }}
     {{- with .Values.extraContainers }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -240,6 +248,12 @@ spec:
           - key: {{ .publicKeyKey }}
             path: {{ .publicKeyKey }}
     {{- end }}
+    {{- end }}
+    {{- if ge (int .Values.cpuWakeupLatencyUs) 0 }}
+    - name: cpu-dma-latency
+      hostPath:
+        path: /dev/cpu_dma_latency
+        type: CharDevice
     {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
