@@ -16,6 +16,7 @@ help:
 	@echo "make bench      every benchmark (accuracy, robustness, latency, load, e2, flood, drift) into reports/bench/"
 	@echo "                RUN=DIR adds a distillation run's models (and its teacher to the latency table),"
 	@echo "                STUDENT=DIR / STUDENT_FP32=DIR real INT8 / fp32 student artifacts"
+	@echo "                CPU_LATENCY_US=N runs the latency bench's gRPC rows under that PM QoS limit"
 	@echo "make fuzz       atheris on the E2 decoders for FUZZ_SECONDS (default 600)"
 	@echo "make proto      regenerate the gRPC code in kdran/v1 from proto/"
 
@@ -50,7 +51,8 @@ bench: $(STAMP)
 	$(VENV)/bin/kdran bench accuracy --robustness --preset std --n 300 --json reports/bench/robustness.json $(if $(RUN),--run $(RUN))
 	$(VENV)/bin/kdran bench latency --preset std --json reports/bench/latency.json $(if $(STUDENT),--student $(STUDENT)) \
 		$(if $(STUDENT_FP32),--student-fp32 $(STUDENT_FP32)) \
-		$(if $(RUN),--teacher $(RUN)/onnx/teacher.onnx --teacher-torch $(RUN)/onnx/teacher.pt2)
+		$(if $(RUN),--teacher $(RUN)/onnx/teacher.onnx --teacher-torch $(RUN)/onnx/teacher.pt2) \
+		$(if $(CPU_LATENCY_US),--cpu-wakeup-latency-us $(CPU_LATENCY_US))
 	$(VENV)/bin/kdran bench load --preset std --json reports/bench/load.json
 	$(VENV)/bin/kdran bench e2 --json reports/bench/e2.json
 	$(VENV)/bin/kdran bench flood --json reports/bench/flood.json

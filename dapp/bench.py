@@ -52,6 +52,7 @@ from dapp.affinity import can_pin, pinned
 from dapp.artifact import MODEL_FILE, write_artifact
 from dapp.cpu_latency import hold_cpu_latency
 from dapp.flops import cpu_peak_flops_per_core, model_flops
+from dapp.gc_freeze import freeze_startup_objects
 from dapp.malloc import retain_freed_memory
 from dapp.runner import OnnxRunner
 from kdran.net import free_port
@@ -427,6 +428,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         placement = split_cpus(os.sched_getaffinity(0)) if args.pin and can_pin() else None
         dapp_cpus, client_cpus = placement or (frozenset(), frozenset())   # empty: no pinning
         limit = hold_cpu_latency(args.cpu_wakeup_latency_us)  # system-wide, as the dApp's own
+        freeze_startup_objects()       # this process is the gRPC client (see dapp.gc_freeze)
         try:
             with served(artifact, cfg.preset, workdir / "serve", dapp_cpus,
                         args.cpu_wakeup_latency_us) as dapp, pinned(client_cpus):

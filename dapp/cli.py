@@ -183,6 +183,7 @@ def serve_handler(args: argparse.Namespace) -> int:
     from dapp.affinity import parse_cpu_list, pin_process
     from dapp.cpu_latency import hold_cpu_latency
     from dapp.engine import EngineConfig
+    from dapp.gc_freeze import freeze_startup_objects
     from dapp.limits import ServiceLimits
     from dapp.manager import RunnerOptions
     from dapp.server import ServerConfig, build_dapp
@@ -213,6 +214,9 @@ def serve_handler(args: argparse.Namespace) -> int:
         dapp.metrics.cpu_latency_limit.set(latency_limit.limit_us)
     if args.metrics_port:
         dapp.metrics.serve_http(args.metrics_port)
+    frozen = freeze_startup_objects()           # short full collections while serving
+    logging.getLogger(__name__).debug("%d start-up objects exempt from garbage collection",
+                                      frozen)
     dapp.start()
     stopped = threading.Event()
 
