@@ -27,7 +27,7 @@ def unfrozen() -> Iterator[None]:
 def test_startup_objects_frozen_and_later_cycles_collected() -> None:
     kept = _Node()
     frozen = freeze_startup_objects()
-    assert frozen == gc.get_freeze_count() > 0
+    assert frozen > 0        # (frozen objects that die later leave the count: no equality)
     assert not any(o is kept for o in gc.get_objects())     # out of every generation
 
     a, b = _Node(), _Node()
