@@ -36,6 +36,16 @@ def _add(parser: argparse.ArgumentParser, flag: str, default: Any, help_: str,
                         help=f"{help_} (env {env})")
 
 
+def _latency_limit_us(text: str) -> int:
+    """``--cpu-wakeup-latency-us``: -1 (none) or a PM QoS limit in 0..2**31-1 µs."""
+    from dapp.cpu_latency import MAX_LIMIT_US
+
+    value = int(text)
+    if not -1 <= value <= MAX_LIMIT_US:
+        raise argparse.ArgumentTypeError(f"{value} is not -1 (none) or 0..{MAX_LIMIT_US} µs")
+    return value
+
+
 def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``dapp serve``, ``bench latency`` and ``bench load``."""
     dapp = commands.add_parser("dapp", help="the dApp: ONNX channel predictor next to the DU",
@@ -62,7 +72,8 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
                             "pinning): keep it off the DU's cores")
     _add(serve, "cpu-wakeup-latency-us", -1,
          "hold this PM QoS CPU wake-up latency limit while serving (0 = idle CPUs poll; needs "
-         "write access to /dev/cpu_dma_latency; -1 = none): see dapp.cpu_latency", int)
+         "write access to /dev/cpu_dma_latency; -1 = none): see dapp.cpu_latency",
+         _latency_limit_us)
     _add(serve, "workers", 32, "gRPC worker threads: concurrent calls (an open Observe stream "
                                  "holds one)", int)
     _add(serve, "max-ues", 512, "tracked UEs at most; a new UE beyond it is refused with "
@@ -104,7 +115,7 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
                          help="let the dApp and the bench client share every CPU instead of "
                               "the dApp on the last CPU and the client on the others "
                               "(pinning on: %(default)s)")
-    latency.add_argument("--cpu-wakeup-latency-us", type=int, default=-1,
+    latency.add_argument("--cpu-wakeup-latency-us", type=_latency_limit_us, default=-1,
                          help="run the gRPC rows under this PM QoS CPU wake-up latency limit "
                               "(µs; the dApp asks for it too; needs write access to "
                               "/dev/cpu_dma_latency; -1 = none)")

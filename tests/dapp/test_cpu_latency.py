@@ -74,13 +74,25 @@ def test_limit_out_of_int32_range_is_refused(device: Path, bad: int) -> None:
     assert device.read_bytes() == b""
 
 
-def test_serve_flag_defaults_to_none_and_reads_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    def parse(argv: list[str]) -> argparse.Namespace:
-        parser = argparse.ArgumentParser(prog="kdran")
-        commands = parser.add_subparsers()
-        register(commands, commands.add_parser("bench").add_subparsers())
-        return parser.parse_args(argv)
+def _parser() -> argparse.ArgumentParser:
+    """``kdran``'s parser with the dApp's commands (built after any env var is set)."""
+    parser = argparse.ArgumentParser(prog="kdran")
+    commands = parser.add_subparsers()
+    register(commands, commands.add_parser("bench").add_subparsers())
+    return parser
 
-    assert parse(["dapp", "serve"]).cpu_wakeup_latency_us == -1
+
+def test_serve_flag_defaults_to_none_and_reads_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _parser().parse_args(["dapp", "serve"]).cpu_wakeup_latency_us == -1
     monkeypatch.setenv("KDRAN_DAPP_CPU_WAKEUP_LATENCY_US", "0")
-    assert parse(["dapp", "serve"]).cpu_wakeup_latency_us == 0
+    assert _parser().parse_args(["dapp", "serve"]).cpu_wakeup_latency_us == 0
+
+
+@pytest.mark.parametrize("argv", [["dapp", "serve", "--cpu-wakeup-latency-us", "-2"],
+                                  ["bench", "latency", "--cpu-wakeup-latency-us", str(2**31)]])
+def test_out_of_range_flag_is_a_usage_error(argv: list[str],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert "is not -1 (none) or 0..2147483647" in capsys.readouterr().err
