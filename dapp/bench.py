@@ -390,15 +390,28 @@ def stage_breakdown(path: Path, cfg: BenchSettings) -> dict[str, dict[str, float
 
 
 # -- driver ------------------------------------------------------------------------------
+def _kernel_setting(path: str) -> str | None:
+    """The stripped text of a /proc or /sys file, None where there is none (not Linux, no
+    such driver)."""
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
 def machine_info(threads: int) -> dict[str, Any]:
-    """CPU, core count, nominal peak, library versions."""
+    """CPU, core count, nominal peak, library versions, and the two kernel settings that move
+    the gRPC rows most (TCP congestion control, cpuidle driver; see README)."""
     import onnxruntime
 
     peak, cpu = cpu_peak_flops_per_core()
     return {"cpu": cpu, "logical_cores": os.cpu_count(), "threads_per_inference": threads,
             "nominal_peak_gflops": round(peak * threads / 1e9, 1),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "load_average": os.getloadavg()[0]}
+            "load_average": os.getloadavg()[0],
+            "tcp_congestion_control": _kernel_setting(
+                "/proc/sys/net/ipv4/tcp_congestion_control"),
+            "cpuidle_driver": _kernel_setting("/sys/devices/system/cpu/cpuidle/current_driver")}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -472,7 +485,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     """Human-readable table of a ``run`` result."""
     info = result["machine_info"]
-    lines = [f"machine: {result['machine']} (load average {info['load_average']:.2f})",
+    lines = [f"machine: {result['machine']} (load average {info['load_average']:.2f}; TCP "
+             f"congestion control {info['tcp_congestion_control']}, cpuidle "
+             f"{info['cpuidle_driver']})",
              f"preset: {result['preset']}"]
     if result["synthetic_student"]:
         lines.append("NOTE: no trained student given: rows use a SYNTHETIC student (random "

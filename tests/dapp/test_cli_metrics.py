@@ -142,6 +142,9 @@ def test_bench_latency_json(tmp_path: Path) -> None:
     assert set(floor) == {"grpc_tcp", "grpc_uds"}
     assert all(v["p99_us"] >= v["p50_us"] > 0 and v["n"] > 0 for v in floor.values())
     assert result["cpu_wakeup_latency_us"] is None                  # not asked for
+    info = result["machine_info"]
+    assert info["tcp_congestion_control"] == Path(
+        "/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
     assert os.sched_getaffinity(0) == allowed            # the bench gave its CPUs back
     placement = result["placement"]
     if len(allowed) > 1:                 # dApp on the last CPU, the client on the others
