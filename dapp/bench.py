@@ -90,16 +90,15 @@ def time_calls(fn: Callable[[int], object], iterations: int, warmup: int,
     return np.array(out) * 1e6
 
 
-def _row(model: str, path: str, batch: int, samples: np.ndarray) -> Row:
-    p50, p99 = np.percentile(samples, [50, 99])
-    return Row(model, path, batch, round(float(p50), 1), round(float(p99), 1), int(samples.size))
-
-
-def _summary(samples: np.ndarray) -> dict[str, float]:
-    """``{"p50_us", "p99_us", "n"}`` of latencies in µs."""
+def _summary(samples: np.ndarray) -> dict[str, Any]:
+    """``{"p50_us", "p99_us", "n"}`` of latencies in µs (the latency fields of a ``Row``)."""
     p50, p99 = np.percentile(samples, [50, 99])
     return {"p50_us": round(float(p50), 1), "p99_us": round(float(p99), 1),
             "n": int(samples.size)}
+
+
+def _row(model: str, path: str, batch: int, samples: np.ndarray) -> Row:
+    return Row(model, path, batch, **_summary(samples))
 
 
 @dataclass(frozen=True)
@@ -248,7 +247,7 @@ def grpc_rows(name: str, tcp: str, uds: str, cfg: BenchSettings) -> list[Row]:
     return rows
 
 
-def grpc_floor(tcp: str, uds: str, cfg: BenchSettings) -> dict[str, dict[str, float]]:
+def grpc_floor(tcp: str, uds: str, cfg: BenchSettings) -> dict[str, dict[str, Any]]:
     """``{"grpc_tcp"|"grpc_uds": {"p50_us", "p99_us", "n"}}`` of an empty round trip (gRPC
     health check) to the dApp: the transport's share of every gRPC row."""
     from dapp.client import DappClient
