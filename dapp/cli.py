@@ -90,7 +90,8 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
         "latency", formatter_class=_FMT,
         help="latency of the student (and teacher) in-process, over gRPC TCP/UDS and stream",
         description="Measures p50/p99 latency in-process (batch 1 and 16), over gRPC (TCP, "
-                    "Unix socket, Observe stream) and sustained throughput. Without --student/"
+                    "Unix socket, Observe stream), the gRPC floor (an empty health check to the "
+                    "same dApp) and sustained throughput. Without --student/"
                     "--student-fp32 a synthetic student of std shape is built and labelled.")
     latency.add_argument("--json", default="", help="write the result object here")
     latency.add_argument("--student", default="", help="INT8 student artifact directory")
