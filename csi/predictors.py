@@ -17,6 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
+from csi.angle_delay import from_angle_delay, noise_power, to_angle_delay, wiener_smooth
+from csi.presets import Preset
+
 _CHUNK = 64  # sequences per vectorised block (bounds memory at std size to ~100 MB)
 
 
@@ -54,15 +57,16 @@ def _pinv_solve(gram: np.ndarray, rhs: np.ndarray, rcond: float = 1e-10) -> np.n
     return np.einsum("bij,bj->bi", v, inv * proj)
 
 
-def fit_ar(history: np.ndarray, order: int,
-           noise_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fit_ar(history: np.ndarray, order: int, noise_var: np.ndarray | None = None,
+           ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares AR fit per sequence, pooled over antennas and RBs.
 
     ``history`` ``[b, t, antenna, rb]`` -> (coefficients ``[b, order]`` complex128 with
     ``h[t] = sum_i a[i] * h[t - 1 - i]``, residual power per sequence ``[b]``). With
     ``noise_var`` ``[b]`` (white measurement noise power per sample) the fit is bias-compensated:
     the noise's contribution to the lag Gram matrix is removed before solving, so noisy
-    estimates do not shrink the coefficients toward zero.
+    estimates do not shrink the coefficients toward zero. ``ridge`` adds that fraction of the
+    mean lag power to the Gram diagonal (Tikhonov), for histories that are nearly low-rank.
     """
     b, t = history.shape[:2]
     series = history.reshape(b, t, -1).astype(np.complex128)
@@ -74,6 +78,9 @@ def fit_ar(history: np.ndarray, order: int,
         floor = 0.5 * np.min(np.linalg.eigvalsh(gram), axis=-1)
         shift = np.minimum(noise_var * lags.shape[2], np.maximum(floor, 0.0))
         gram = gram - shift[:, None, None] * np.eye(order)
+    if ridge:
+        lag_power = np.real(np.trace(gram, axis1=1, axis2=2)) / order
+        gram = gram + ridge * lag_power[:, None, None] * np.eye(order)
     rhs = (lags.conj() @ target.reshape(b, -1, 1))[..., 0]
     coef = _pinv_solve(gram, rhs)
     resid = target.reshape(b, -1) - (coef[:, None, :] @ lags)[:, 0]
@@ -94,21 +101,27 @@ class OutdatedCsi:
 class ArWiener:
     """AR(order) / Wiener predictor: per-sequence least squares, recursive multi-step forecast."""
 
-    name = "ar"
-
-    def __init__(self, order: int = 6) -> None:
+    def __init__(self, order: int = 6, name: str = "ar") -> None:
         if order < 1:
             raise ValueError(f"AR order must be >= 1, got {order}")
         self.order = order
+        self.name = name
 
     def predict(self, history: np.ndarray, horizon: int) -> np.ndarray:
         _check_history(history, self.order + 2)
         return _in_chunks(history, horizon, self._predict_block)
 
     def _predict_block(self, history: np.ndarray, horizon: int) -> np.ndarray:
-        coef, _ = fit_ar(history, self.order)
+        return self.forecast(history, self.order, horizon)
+
+    @staticmethod
+    def forecast(history: np.ndarray, order: int, horizon: int,
+                 noise_var: np.ndarray | None = None, ridge: float = 0.0) -> np.ndarray:
+        """Fit AR(``order``) (``fit_ar``) and forecast ``horizon`` steps recursively:
+        ``[b, t, antenna, rb]`` -> ``[b, horizon, antenna, rb]`` complex128."""
+        coef, _ = fit_ar(history, order, noise_var, ridge)
         b, t = history.shape[:2]
-        window = history.reshape(b, t, -1)[:, -self.order:][:, ::-1].astype(np.complex128)
+        window = history.reshape(b, t, -1)[:, -order:][:, ::-1].astype(np.complex128)
         out = []
         for _ in range(horizon):                                      # window[:, 0] = newest
             nxt = (coef[:, None, :] @ window)[:, 0]
@@ -171,6 +184,52 @@ class Kalman:
         cov = trans @ cov @ trans.conj().transpose(0, 2, 1)
         cov[:, 0, 0] += q
         return x, cov
+
+
+class AngleDelayAr:
+    """Angle-delay denoising, then a long AR forecast: the strongest classical row.
+
+    Per sequence: transform the history to the angle-delay domain (``csi.angle_delay``), estimate
+    the white noise power per coefficient from the weakest coefficients (``noise_power``; divided
+    by ``leakage``, how far that estimate reads above the true noise on Sionna channels), denoise
+    jointly over coefficients and time (``wiener_smooth``), fit AR(``order``) pooled over all
+    coefficient series with a small ridge (``ridge`` times the mean lag power; the
+    smoothed history is nearly low-rank in time, and without it an AR(14) fit is sometimes
+    unstable), forecast recursively and transform back. Needs no SNR: the noise comes from the
+    data.
+    """
+
+    name = "ar_ad"
+
+    def __init__(self, rows: int, cols: int, pols: int, order: int = 14,
+                 leakage: float = 1.23, ridge: float = 3e-4) -> None:
+        if order < 1:
+            raise ValueError(f"AR order must be >= 1, got {order}")
+        if leakage <= 0 or ridge < 0:
+            raise ValueError(f"leakage must be > 0 and ridge >= 0, got {leakage}, {ridge}")
+        self.rows, self.cols, self.pols = rows, cols, pols
+        self.order = order
+        self.leakage = leakage
+        self.ridge = ridge
+
+    @classmethod
+    def for_preset(cls, preset: Preset, order: int = 14) -> AngleDelayAr:
+        """The predictor for ``preset``'s array geometry."""
+        return cls(preset.rows, preset.cols, preset.pols, order=order)
+
+    def predict(self, history: np.ndarray, horizon: int) -> np.ndarray:
+        _check_history(history, self.order + 2)
+        if history.shape[2] != self.rows * self.cols * self.pols:
+            raise ValueError(f"history has {history.shape[2]} antennas, the array has "
+                             f"{self.rows * self.cols * self.pols}")
+        return _in_chunks(history, horizon, self._predict_block)
+
+    def _predict_block(self, history: np.ndarray, horizon: int) -> np.ndarray:
+        geometry = (self.rows, self.cols, self.pols)
+        z = to_angle_delay(history.astype(np.complex128), *geometry)       # [b, t, a, r]
+        smoothed = wiener_smooth(z, noise_power(z) / self.leakage)
+        forecast = ArWiener.forecast(smoothed, self.order, horizon, ridge=self.ridge)
+        return from_angle_delay(forecast, *geometry)
 
 
 CLASSICAL: dict[str, Callable[[], Predictor]] = {

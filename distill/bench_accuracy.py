@@ -1,8 +1,8 @@
 """``kdran bench accuracy``: NMSE of every predictor per horizon step, speed bin and data set.
 
-Runs the classical baselines (outdated CSI, AR/Wiener, Kalman) and, with ``--run DIR``, the learned
-predictors of a distillation run (teacher, students) over the preset's test set and held-out sets,
-all in one process on the same data. Prints a table, writes JSON (``--json``; keys fixed by
+Runs the classical baselines (outdated CSI, AR(6), AR(14), Kalman, angle-delay denoised AR) and,
+with ``--run DIR``, the learned predictors of a distillation run (teacher, students) over the
+preset's test set and held-out sets, all in one process on the same data. Prints a table, writes JSON (``--json``; keys fixed by
 DESIGN.md section 8) and a PNG plot of NMSE vs UE speed (``--plot``). With ``--robustness`` it
 runs the SRS-SNR and UE-speed sweeps of ``distill.robustness`` instead.
 """
@@ -23,9 +23,10 @@ import numpy as np
 from csi.codebook import best_beam, dft_codebook
 from csi.dataset import ChannelSet
 from csi.metrics import nmse_db, nmse_db_per_step, rate_loss, topk_beam_accuracy
-from csi.predictors import ArWiener, Kalman, OutdatedCsi, Predictor
+from csi.predictors import AngleDelayAr, ArWiener, Kalman, OutdatedCsi, Predictor
 from csi.presets import PRESETS, Preset, get_preset
 
+LONG_AR_ORDER = 14
 DEFAULT_SETS = ("test", "heldout-speed", "heldout-profile", "heldout-28ghz")
 # Speed-bin edges in km/h; a set is binned by the edges that fall inside its speed range.
 SPEED_EDGES_KMH = (3.0, 10.0, 30.0, 40.0, 70.0, 100.0, 120.0, 180.0, 240.0, 300.0)
@@ -97,9 +98,15 @@ def first_n(data: ChannelSet, n: int | None) -> ChannelSet:
     return data.subset(np.arange(n))
 
 
-def classical_baselines(snr_db: float) -> list[Predictor]:
-    """The classical rows of every table; Kalman is told the set's SRS SNR."""
-    return [OutdatedCsi(), ArWiener(), Kalman(snr_db=snr_db)]
+def classical_baselines(snr_db: float, preset: Preset) -> list[Predictor]:
+    """The classical rows of every table: outdated CSI, AR(6) (``ar``), AR(14) (``ar14``, where
+    the history holds 16 steps), Kalman (told the set's SRS SNR) and the angle-delay denoised AR
+    (``ar_ad``, the strongest; it estimates the noise itself, order 14 or what the history
+    allows)."""
+    long_order = min(LONG_AR_ORDER, preset.history - 2)
+    longer = [ArWiener(LONG_AR_ORDER, name="ar14")] if long_order == LONG_AR_ORDER else []
+    return [OutdatedCsi(), ArWiener(), *longer, Kalman(snr_db=snr_db),
+            AngleDelayAr.for_preset(preset, order=long_order)]
 
 
 def retention(rows: list[AccuracyRow]) -> dict[str, float]:
@@ -182,7 +189,7 @@ def run_benchmark(preset: Preset, sets: list[str], data_root: Path, run_dir: Pat
         data = first_n(load_or_generate(preset, set_name, data_root, progress=progress), n)
         snr = float(np.mean(data.snr_db))
         start = time.perf_counter()
-        rows += evaluate_set(classical_baselines(snr) + learned, data, set_name, preset)
+        rows += evaluate_set(classical_baselines(snr, preset) + learned, data, set_name, preset)
         seconds[set_name] = round(time.perf_counter() - start, 3)
     return {"preset": preset.name, "rows": [asdict(r) for r in rows],
             "retention": retention(rows), "eval_seconds": seconds,

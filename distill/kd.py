@@ -57,6 +57,7 @@ class StudentTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.01
     seed: int = 0
+    fresh_noise: bool = True      # a new SRS noise draw per batch (``TaskData.batch``)
 
 
 STUDENT_SCHEDULES: dict[str, StudentTrainConfig] = {
@@ -243,12 +244,13 @@ def train_student(student: Student, train: TaskData, val: TaskData, preset: Pres
                                  seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     noise = noise_generator(cfg.seed)
+    fresh = np.random.default_rng(cfg.seed + 1) if cfg.fresh_noise else None
     passes = skipped_passes = 0
     sums: dict[str, float] = {}
     bar = tqdm(desc=label, unit="step", total=total_steps, disable=not progress)
     for _ in range(cfg.epochs):
         student.train()
-        for given in train.batches(cfg.batch_size, rng):
+        for given in train.batches(cfg.batch_size, rng, fresh):
             robust = (None if kd.robust_snr_db is None
                       else robust_inputs(given, kd.robust_snr_db, noise))
             batch = given if robust is None else robust.student

@@ -43,10 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.ao.quantization import MinMaxObserver, MovingAverageMinMaxObserver
 
+from distill.models.ad_prior import AngleDelayPrior
 from distill.models.ar_prior import ArPrior
 from distill.models.blocks import Attention
 
-FLOAT_MODULES: tuple[type[nn.Module], ...] = (ArPrior,)
+FLOAT_MODULES: tuple[type[nn.Module], ...] = (ArPrior, AngleDelayPrior)
 WEIGHT_QMAX = 127                      # symmetric int8 weights: [-127, 127]
 ACT_QMIN, ACT_QMAX = 0, 255            # uint8 activations
 _EPS = torch.finfo(torch.float32).eps

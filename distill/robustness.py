@@ -118,9 +118,9 @@ def sweep_speed(predictors_at: PredictorFactory, sets: dict[str, ChannelSet],
     return rows
 
 
-def predictor_factory(learned: list[Predictor]) -> PredictorFactory:
+def predictor_factory(learned: list[Predictor], preset: Preset) -> PredictorFactory:
     """Classical baselines told the SNR (Kalman) followed by the fixed learned predictors."""
-    return lambda snr: classical_baselines(snr) + learned
+    return lambda snr: classical_baselines(snr, preset) + learned
 
 
 def with_robust(learned: list[Predictor], robust: list[Predictor]) -> list[Predictor]:
@@ -148,7 +148,7 @@ def run_robustness(preset: Preset, data_root: Path, run_dir: Path | None,
 
         learned = with_robust(learned_predictors(run_dir, preset),
                               robust_predictors(run_dir, preset))
-    factory = predictor_factory(learned)
+    factory = predictor_factory(learned, preset)
     sets = {name: first_n(load_or_generate(preset, name, data_root, progress=progress), n)
             for name in dict.fromkeys((SNR_SET, *SPEED_SETS))}
     seconds: dict[str, float] = {}

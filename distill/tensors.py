@@ -2,14 +2,17 @@
 
 Inputs are the *noisy* SRS history (``ChannelSet.observed()``) scaled to unit power; targets are the
 *clean* future on the same scale; beam labels are the best ``csi.codebook`` beam of the clean first
-future step. ``TaskData`` keeps complex arrays and builds float32 torch batches on demand, so a std
+future step. Training batches may draw *fresh* estimation noise (``batches(..., fresh_noise=rng)``):
+every epoch then sees new SRS estimates of the same channels at each sequence's SNR, so a model
+cannot memorise one noise draw. ``noisy_labels`` makes the targets noisy SRS estimates too (the
+field setting: a live site has no clean channel). ``TaskData`` keeps complex arrays and builds float32 torch batches on demand, so a std
 training set (8000 x 20 x 32 x 48) is held once, not in several float copies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -51,7 +54,8 @@ class Batch:
 class TaskData:
     """A set ready for training: noisy and clean sequences ``[n, time, antenna, rb]`` complex64,
     per-sequence scale ``[n]`` (RMS of the noisy history), beam labels ``[n]``, speeds ``[n]``
-    km/h."""
+    km/h, SRS SNR ``[n]`` dB (for fresh noise). With ``noisy_labels`` the ``clean`` sequences are
+    themselves SRS estimates (another noise draw than ``noisy``): targets a live site has."""
 
     noisy: np.ndarray
     clean: np.ndarray
@@ -59,6 +63,8 @@ class TaskData:
     beam: np.ndarray
     speed_kmh: np.ndarray
     history: int
+    snr_db: np.ndarray | None = None
+    noisy_labels: bool = False
 
     @classmethod
     def from_set(cls, channels: ChannelSet, preset: Preset) -> TaskData:
@@ -72,15 +78,26 @@ class TaskData:
         scale = history_scale(noisy[:, :preset.history])
         beam = best_beam(clean[:, preset.history], dft_codebook(preset))
         return cls(noisy, clean, scale, beam.astype(np.int64),
-                   np.asarray(channels.speed_kmh, dtype=np.float32), preset.history)
+                   np.asarray(channels.speed_kmh, dtype=np.float32), preset.history,
+                   np.asarray(channels.snr_db, dtype=np.float32))
+
+    def with_noisy_labels(self, preset: Preset, seed: int) -> TaskData:
+        """The same rows with SRS estimates as targets: ``clean`` replaced by the channel plus
+        an independent noise draw at each row's SNR (seeded), beam labels from that estimate."""
+        if self.snr_db is None:
+            raise ValueError("noisy labels need the rows' SNR (build TaskData with from_set)")
+        labels = add_noise(self.clean, self.snr_db, np.random.default_rng(seed))
+        beam = best_beam(labels[:, self.history], dft_codebook(preset)).astype(np.int64)
+        return replace(self, clean=labels, beam=beam, noisy_labels=True)
 
     def __len__(self) -> int:
         return int(self.noisy.shape[0])
 
     def subset(self, index: np.ndarray) -> TaskData:
         """Rows ``index`` as a new ``TaskData``."""
+        snr = None if self.snr_db is None else self.snr_db[index]
         return TaskData(self.noisy[index], self.clean[index], self.scale[index], self.beam[index],
-                        self.speed_kmh[index], self.history)
+                        self.speed_kmh[index], self.history, snr, self.noisy_labels)
 
     def fraction(self, frac: float, seed: int) -> TaskData:
         """A seeded random ``frac`` of the rows (at least one), e.g. for ``--low-data 0.1``."""
@@ -97,17 +114,39 @@ class TaskData:
         """Clean future ``[n, horizon, antenna, rb]`` at the original scale."""
         return self.clean[:, self.history:]
 
-    def batch(self, index: np.ndarray) -> Batch:
-        """Float32 torch batch of rows ``index``."""
-        s = self.scale[index][:, None, None, None]
-        noisy = torch.from_numpy(to_real(self.noisy[index] / s))
+    def batch(self, index: np.ndarray, fresh_noise: np.random.Generator | None = None) -> Batch:
+        """Float32 torch batch of rows ``index``; with ``fresh_noise`` the history is a new SRS
+        estimate of the rows' channels (noise drawn from that generator at each row's SNR)."""
+        noisy_seq, scale = self.noisy[index], self.scale[index]
+        if fresh_noise is not None:
+            if self.snr_db is None:
+                raise ValueError("fresh noise needs the rows' SNR (build TaskData with from_set)")
+            truth = self.clean[index]
+            noisy_seq = add_noise(truth, self.snr_db[index], fresh_noise)
+            if self.noisy_labels:           # keep the label's own noise: it is what a site has
+                noisy_seq = np.concatenate([noisy_seq[:, :self.history],
+                                            truth[:, self.history:]], axis=1)
+            scale = history_scale(noisy_seq[:, :self.history])
+        s = scale[:, None, None, None]
+        noisy = torch.from_numpy(to_real(noisy_seq / s))
         clean = torch.from_numpy(to_real(self.clean[index] / s))
         return Batch(noisy[:, :self.history], clean[:, self.history:], noisy, clean,
                      torch.from_numpy(self.beam[index]))
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None
-                ) -> Iterator[Batch]:
-        """All rows in batches of ``batch_size``; shuffled when ``rng`` is given."""
+    def batches(self, batch_size: int, rng: np.random.Generator | None = None,
+                fresh_noise: np.random.Generator | None = None) -> Iterator[Batch]:
+        """All rows in batches of ``batch_size``; shuffled when ``rng`` is given, with new
+        estimation noise per batch when ``fresh_noise`` is (see ``batch``)."""
         order = rng.permutation(len(self)) if rng is not None else np.arange(len(self))
         for start in range(0, len(self), batch_size):
-            yield self.batch(np.sort(order[start:start + batch_size]))
+            yield self.batch(np.sort(order[start:start + batch_size]), fresh_noise)
+
+
+def add_noise(h: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SRS estimates of channels ``h`` ``[n, time, antenna, rb]``: complex Gaussian noise at each
+    sequence's ``snr_db`` ``[n]`` relative to its mean power (as ``ChannelSet.observed``)."""
+    power = np.mean(np.abs(h) ** 2, axis=(1, 2, 3), keepdims=True)
+    sigma = np.sqrt(power / 10.0 ** (np.asarray(snr_db).reshape(-1, 1, 1, 1) / 10.0) / 2.0)
+    noise = rng.standard_normal(h.shape, dtype=np.float32) + 1j * rng.standard_normal(
+        h.shape, dtype=np.float32)
+    return (h + sigma.astype(np.float32) * noise).astype(CHANNEL_DTYPE)

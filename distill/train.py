@@ -43,6 +43,7 @@ class TeacherTrainConfig:
     weight_decay: float = 0.05
     mask_ratio: float = 0.5
     seed: int = 0
+    fresh_noise: bool = True      # a new SRS noise draw per batch (``TaskData.batch``)
 
 
 TRAIN_SCHEDULES: dict[str, TeacherTrainConfig] = {
@@ -127,12 +128,13 @@ def _run_epochs(model: Teacher, train: TaskData, val: TaskData, preset: Preset,
         rng.bit_generator.state = state["numpy_rng"]
         gen.set_state(state["torch_rng"])
         start, val_db = state["epoch"], state["val_nmse_db"]
+    fresh = np.random.default_rng(cfg.seed + 1) if cfg.fresh_noise else None
     bar = tqdm(desc=label, unit="step", disable=not progress, total=total_epochs * steps_per_epoch,
                initial=start * steps_per_epoch)
     for epoch in range(start, total_epochs):
         model.train()
         phase, losses = _phase_of(epoch, cfg), []
-        for i, batch in enumerate(train.batches(cfg.batch_size, rng)):
+        for i, batch in enumerate(train.batches(cfg.batch_size, rng, fresh)):
             loss = (mae_loss(model, batch, MASK_KINDS[i % len(MASK_KINDS)], cfg.mask_ratio, gen)
                     if phase == "pretrain" else predict_loss(model, batch))
             optimizer.zero_grad()

@@ -29,9 +29,10 @@ import torch
 from torch import nn
 
 from csi.presets import Preset
-from distill.models.ar_prior import ArPrior, rows_to_future, series_rows
+from distill.models.ar_prior import rows_to_future, series_rows
 from distill.models.beams import CodebookScores
 from distill.models.blocks import AttentionTrace, Encoder, grid_encoding
+from distill.models.priors import PriorSpec, make_prior
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class StudentConfig:
     time_features: int = 8
     ar_order: int = 6
     ar_rb_stride: int = 1
+    prior: str = "ar"                 # distill.models.priors: "ar" or "angle_delay"
+    prior_filters: int = 8
+    prior_hidden: int = 32
+    prior_neighbours: bool = False
 
     def __post_init__(self) -> None:
         problems = [f"{name} ({size}) is not a multiple of patch {patch}"
@@ -62,6 +67,12 @@ class StudentConfig:
             problems.append(f"heads {self.heads} and mlp {self.mlp} must be non-empty, same length")
         if problems:
             raise ValueError("invalid student config: " + "; ".join(problems))
+
+    @property
+    def prior_spec(self) -> PriorSpec:
+        """The forecaster this student refines (``distill.models.priors``)."""
+        return PriorSpec(self.prior, self.ar_order, self.ar_rb_stride, self.prior_filters,
+                         self.prior_hidden, self.prior_neighbours)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -112,7 +123,7 @@ class Student(nn.Module):
     def __init__(self, cfg: StudentConfig, preset: Preset) -> None:
         super().__init__()
         self.cfg = cfg
-        self.prior = ArPrior(cfg.history, cfg.horizon, cfg.ar_order, cfg.ar_rb_stride)
+        self.prior = make_prior(cfg.prior_spec, preset)
         self.time_mix = nn.Conv1d((cfg.history + cfg.horizon) * 2, cfg.time_features, 1)
         self.embed = nn.Linear(cfg.time_features * cfg.patch_a * cfg.patch_r, cfg.dim)
         self.register_buffer("pos", grid_encoding(cfg.grid, cfg.dim), persistent=False)

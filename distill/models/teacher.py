@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from csi.presets import Preset
-from distill.models.ar_prior import ArPrior
+from distill.models.ar_prior import rows_to_future, series_rows
 from distill.models.beams import CodebookScores
 from distill.models.blocks import AttentionTrace, Encoder, grid_encoding
+from distill.models.priors import PriorSpec, make_prior
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class TeacherConfig:
     dec_heads: int
     mlp_ratio: int = 4
     ar_order: int = 6
+    prior: str = "ar"                 # distill.models.priors: "ar" or "angle_delay"
+    prior_filters: int = 8
+    prior_hidden: int = 32
+    prior_neighbours: bool = False
 
     def __post_init__(self) -> None:
         problems = [f"{name} ({size}) is not a multiple of patch {patch}"
@@ -62,6 +67,12 @@ class TeacherConfig:
                 problems.append(f"{name} {width} is not divisible by {heads} heads")
         if problems:
             raise ValueError("invalid teacher config: " + "; ".join(problems))
+
+    @property
+    def prior_spec(self) -> PriorSpec:
+        """The forecaster this teacher refines (``distill.models.priors``)."""
+        return PriorSpec(self.prior, self.ar_order, 1, self.prior_filters, self.prior_hidden,
+                         self.prior_neighbours)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -88,7 +99,7 @@ class TeacherConfig:
 
 # Sizes per preset: tiny trains in seconds; std/demo a few M parameters for a CPU; full WiFo-Base
 # scale (12 x 512 encoder) for a GPU.
-_SIZES: dict[str, dict[str, int]] = {
+_SIZES: dict[str, dict[str, object]] = {
     "tiny": dict(patch_t=2, patch_a=4, patch_r=4, dim=64, depth=2, heads=4,
                  dec_dim=48, dec_depth=1, dec_heads=4),
     "std": dict(patch_t=4, patch_a=8, patch_r=8, dim=192, depth=4, heads=6,
@@ -99,13 +110,14 @@ _SIZES: dict[str, dict[str, int]] = {
 _SIZES["demo"] = _SIZES["std"]
 
 
-def teacher_config(preset: Preset, **overrides: int) -> TeacherConfig:
+def teacher_config(preset: Preset, **overrides: object) -> TeacherConfig:
     """The teacher size for ``preset`` (see ``_SIZES``), with optional field overrides."""
     if preset.name not in _SIZES:
         raise ValueError(f"no teacher size for preset {preset.name!r}; known: {sorted(_SIZES)}")
     size = {**_SIZES[preset.name], **overrides}
     return TeacherConfig(preset=preset.name, n_ant=preset.n_ant, n_rb=preset.n_rb,
-                         history=preset.history, horizon=preset.horizon, **size)
+                         history=preset.history, horizon=preset.horizon,
+                         **size)  # type: ignore[arg-type]
 
 
 def patchify(x: torch.Tensor, cfg: TeacherConfig) -> torch.Tensor:
@@ -154,7 +166,7 @@ class Teacher(nn.Module):
         # initialisation, so prediction training starts from the classical baseline, not noise.
         # The forecast also enters the decoder: each future token is the mask token plus the
         # embedding of its forecast patch, so the decoder sees what it is correcting.
-        self.prior = ArPrior(cfg.history, cfg.horizon, cfg.ar_order)
+        self.prior = make_prior(cfg.prior_spec, preset)
         self.prior_embed = nn.Linear(cfg.patch_size, cfg.dec_dim)
         self.predict_head = nn.Linear(cfg.dec_dim, cfg.patch_size)
         nn.init.zeros_(self.predict_head.weight)
@@ -193,7 +205,7 @@ class Teacher(nn.Module):
         """Encoded history tokens and the history ``[b, history, antenna, rb, 2]`` -> future
         ``[b, horizon, antenna, rb, 2]`` = AR/Wiener forecast + decoded correction."""
         n_hist = encoded.shape[1]
-        prior = self.prior.forecast(history)
+        prior = rows_to_future(self.prior(series_rows(history)), self.cfg.n_ant, self.cfg.n_rb)
         future_tokens = self.mask_token + self.prior_embed(patchify(prior, self.cfg))
         full = torch.cat([self.bridge(encoded), future_tokens], dim=1) + self.dec_pos
         decoded = self.decoder(full)[:, n_hist:]

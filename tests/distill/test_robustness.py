@@ -61,9 +61,9 @@ def test_renoising_is_reproducible_and_seeded(test_set: ChannelSet) -> None:
 
 def test_ar_improves_with_snr(test_set: ChannelSet) -> None:
     snrs = [0.0, 10.0, 20.0, 30.0]
-    rows = sweep_snr(predictor_factory([]), test_set, TINY, snrs)
+    rows = sweep_snr(predictor_factory([], TINY), test_set, TINY, snrs)
     assert {(r.predictor, r.snr_db) for r in rows} == {
-        (p, s) for p in ("outdated", "ar", "kalman") for s in snrs}
+        (p, s) for p in ("outdated", "ar", "kalman", "ar_ad") for s in snrs}
     assert all(r.n == len(test_set) and r.set == "test" for r in rows)
     ar = [r.nmse_db for r in sorted((r for r in rows if r.predictor == "ar"),
                                     key=lambda r: r.snr_db)]
@@ -75,7 +75,7 @@ def test_ar_improves_with_snr(test_set: ChannelSet) -> None:
 def test_speed_sweep_bins_both_sets_up_to_300_kmh(test_set: ChannelSet) -> None:
     heldout = synthetic_set(TINY, 48, speed_range_kmh=(120.0, 300.0), snr_db=18.0, n_paths=4,
                             seed=4)
-    rows = sweep_speed(predictor_factory([]), {"test": test_set, "heldout-speed": heldout}, TINY)
+    rows = sweep_speed(predictor_factory([], TINY), {"test": test_set, "heldout-speed": heldout}, TINY)
     for name, data in (("test", test_set), ("heldout-speed", heldout)):
         mine = [r for r in rows if r.set == name]
         assert sum(r.n for r in mine if r.predictor == "ar") >= len(data)
@@ -117,7 +117,7 @@ def test_cli_writes_table_json_and_png(tmp_path: Path, capsys: pytest.CaptureFix
     assert result["preset"] == "tiny" and result["snr_db"] == [0.0, 20.0]
     assert result["n"] == {"test": 12, "heldout-speed": 12}
     assert {(r["predictor"], r["snr_db"]) for r in result["snr_rows"]} == {
-        (p, s) for p in ("outdated", "ar", "kalman") for s in (0.0, 20.0)}
+        (p, s) for p in ("outdated", "ar", "kalman", "ar_ad") for s in (0.0, 20.0)}
     assert set(result["speed_rows"][0]) == {"predictor", "set", "speed_bin", "speed_kmh",
                                             "snr_db", "n", "nmse_db"}
     assert {r["set"] for r in result["speed_rows"]} == {"test", "heldout-speed"}
