@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 RIC_LIBS := ricsdl==3.1.3 ricxappframe==3.2.2
 
-.PHONY: demo test test-slow lint bench fuzz proto clean-venv help
+.PHONY: demo test test-slow lint bench std-models fuzz proto clean-venv help
 
 help:
 	@echo "make demo       run the embedded closed loop (creates .venv on first use)"
@@ -17,6 +17,8 @@ help:
 	@echo "                RUN=DIR adds a distillation run's models (and its teacher to the latency table),"
 	@echo "                STUDENT=DIR / STUDENT_FP32=DIR real INT8 / fp32 student artifacts"
 	@echo "                CPU_LATENCY_US=N runs the latency bench's gRPC rows under that PM QoS limit"
+	@echo "make std-models the std models from scratch: data, teacher, validation, distillation"
+	@echo "                (published student in runs/std/artifact), accuracy bench (docs/ACCURACY.md)"
 	@echo "make fuzz       atheris on the E2 decoders for FUZZ_SECONDS (default 600)"
 	@echo "make proto      regenerate the gRPC code in kdran/v1 from proto/"
 
@@ -57,6 +59,17 @@ bench: $(STAMP)
 	$(VENV)/bin/kdran bench e2 --json reports/bench/e2.json
 	$(VENV)/bin/kdran bench flood --json reports/bench/flood.json
 	$(VENV)/bin/kdran bench drift --json reports/bench/drift.json
+
+# Every stage prints its own progress bar and wall time; `time` adds each stage's total.
+std-models: $(STAMP)
+	mkdir -p runs/std reports/bench
+	time $(VENV)/bin/kdran data generate --preset std --split all
+	time $(VENV)/bin/kdran teacher train --preset std --out runs/std/teacher.pt --threads 2
+	time $(VENV)/bin/kdran teacher validate --teacher runs/std/teacher.pt --preset std --threads 2
+	time $(VENV)/bin/kdran distill --preset std --teacher runs/std/teacher.pt --out runs/std \
+		--must-beat ar,ar_ad --threads 2
+	time $(VENV)/bin/kdran bench accuracy --preset std --run runs/std \
+		--json reports/bench/accuracy.json --markdown docs/ACCURACY.md
 
 fuzz: $(STAMP)
 	mkdir -p .fuzz/e2-corpus reports/fuzz

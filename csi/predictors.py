@@ -213,9 +213,10 @@ class AngleDelayAr:
         self.ridge = ridge
 
     @classmethod
-    def for_preset(cls, preset: Preset, order: int = 14) -> AngleDelayAr:
-        """The predictor for ``preset``'s array geometry."""
-        return cls(preset.rows, preset.cols, preset.pols, order=order)
+    def for_preset(cls, preset: Preset) -> AngleDelayAr:
+        """The predictor for ``preset``'s array geometry: AR(14), or the longest the history
+        allows (``history - 2``)."""
+        return cls(preset.rows, preset.cols, preset.pols, order=min(14, preset.history - 2))
 
     def predict(self, history: np.ndarray, horizon: int) -> np.ndarray:
         _check_history(history, self.order + 2)

@@ -16,7 +16,7 @@ are the same for all variants (torch is seeded right before the student is built
 ``components`` (``SELECTABLE``). Each variant is scored on the test split with
 ``distill.evaluate.score``: NMSE dB overall and per speed bin, best-beam top-1 accuracy. Its
 ``KdReport`` gives the teacher forward passes (samples) used and saved by the adaptive schedule
-and the training wall time. The classical baselines (outdated CSI, AR/Wiener, Kalman) and the
+and the training wall time. The classical baselines (``bench_accuracy.classical_baselines``) and the
 teacher are scored on the same test split in the same run as reference rows.
 
 Files in ``out_dir``: ``teacher.pt`` (copy), ``<variant key>.pt`` per variant (its checkpoint
@@ -35,8 +35,9 @@ from typing import Any, Final
 # here keeps that one-off cost out of the first variant's training time, so train_s compares.
 import torch._dynamo  # noqa: F401
 
-from csi.predictors import Predictor, classical_predictors
+from csi.predictors import Predictor
 from csi.presets import Preset
+from distill.bench_accuracy import classical_baselines
 from distill.evaluate import Score, TorchPredictor
 from distill.kd import StudentTrainConfig
 from distill.losses import KdConfig
@@ -98,12 +99,14 @@ def check_components(components: Sequence[str]) -> None:
 class AblationOptions:
     """What ``run_ablation`` can be told. ``kd``: weights and temperature of ``full`` (its on/off
     switches are ignored); ``schedule``: ``None`` = the preset's student schedule; ``low_data``:
-    seeded fraction of the training split (seed of the schedule)."""
+    seeded fraction of the training split (seed of the schedule); ``noisy_labels``: the students
+    learn from SRS estimates of the future (site data, ``TaskData.with_noisy_labels``)."""
 
     components: tuple[str, ...] = SELECTABLE
     kd: KdConfig = field(default_factory=KdConfig)
     schedule: StudentTrainConfig | None = None
     low_data: float = 1.0
+    noisy_labels: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -148,6 +151,7 @@ class AblationResult:
     schedule: dict[str, Any]
     rows: list[AblationRow]
     wall_s: float
+    noisy_labels: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,11 +191,14 @@ def run_ablation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Path,
     began = time.perf_counter()
     run = DistillRun(preset, teacher_path, sets, out_dir,
                      DistillOptions(kd=options.kd, schedule=options.schedule,
-                                    low_data=options.low_data, progress=options.progress),
+                                    low_data=options.low_data,
+                                    noisy_labels=options.noisy_labels,
+                                    progress=options.progress),
                      on_phase=log)
     plan = ablation_variants(options.components, options.kd)
+    labels = "SRS-estimate" if options.noisy_labels else "clean"
     log(f"ablation on {preset.name}: {len(plan)} variants, {len(run.train)} training sequences "
-        f"({options.low_data:g} of the split), {run.schedule.epochs} epochs, seed "
+        f"({options.low_data:g} of the split, {labels} labels), {run.schedule.epochs} epochs, seed "
         f"{run.schedule.seed}")
     rows = []
     for i, variant in enumerate(plan, 1):
@@ -201,7 +208,7 @@ def run_ablation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Path,
             f"passes {rows[-1].teacher_passes} (saved {rows[-1].teacher_passes_saved}), "
             f"{rows[-1].train_s:.1f} s")
     log("scoring the reference rows (classical baselines, teacher) on the test split")
-    references: list[Predictor] = [*classical_predictors(),
+    references: list[Predictor] = [*classical_baselines(preset.test_snr_db, preset),
                                    TorchPredictor(REFERENCE_TEACHER, run.teacher, preset)]
     rows += [_row(p.name, p.name, "reference", score_on(p, run.test, preset))
              for p in references]
@@ -211,7 +218,7 @@ def run_ablation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Path,
         row.vs_full_db, row.vs_scratch_db = row.nmse_db - full, row.nmse_db - scratch
     result = AblationResult(preset.name, run.teacher_version, run.data_hash, len(run.train),
                             options.low_data, asdict(run.schedule), rows,
-                            time.perf_counter() - began)
+                            time.perf_counter() - began, options.noisy_labels)
     write_json(result, out_dir / "ablation.json")
     return result
 
@@ -239,7 +246,9 @@ def format_ablation_table(result: AblationResult) -> str:
                      f"{_optional(r.train_s, '.1f', 8)}")
     lines.append(f"NMSE on the test split (dB; speed bins in km/h); vs full / vs scr.: minus the "
                  f"NMSE of full / scratch (negative = better; 'full - X' vs full = what X buys). "
-                 f"Training: {result.train_samples} sequences, epochs {result.schedule['epochs']}, "
+                 f"Training: {result.train_samples} sequences"
+                 f"{' (SRS-estimate labels)' if result.noisy_labels else ''}, "
+                 f"epochs {result.schedule['epochs']}, "
                  f"seed {result.schedule['seed']}; T passes: teacher forward passes (samples), "
                  f"saved: skipped by the adaptive schedule.")
     return "\n".join(lines)

@@ -1,10 +1,11 @@
 """``kdran bench accuracy``: NMSE of every predictor per horizon step, speed bin and data set.
 
-Runs the classical baselines (outdated CSI, AR(6), AR(14), Kalman, angle-delay denoised AR) and,
-with ``--run DIR``, the learned predictors of a distillation run (teacher, students) over the
-preset's test set and held-out sets, all in one process on the same data. Prints a table, writes JSON (``--json``; keys fixed by
-DESIGN.md section 8) and a PNG plot of NMSE vs UE speed (``--plot``). With ``--robustness`` it
-runs the SRS-SNR and UE-speed sweeps of ``distill.robustness`` instead.
+Runs the classical baselines (outdated CSI, AR(6), AR(14), Kalman, angle-delay denoised AR)
+and, with ``--run DIR``, the learned predictors of a distillation run (teacher, students) over the
+preset's test set and held-out sets, all in one process on the same data. Prints a table, writes
+JSON (``--json``; keys fixed by DESIGN.md section 8), a Markdown table stamped with the machine
+and time (``--markdown``) and a PNG plot of NMSE vs UE speed (``--plot``). With
+``--robustness`` it runs the SRS-SNR and UE-speed sweeps of ``distill.robustness`` instead.
 """
 
 from __future__ import annotations
@@ -103,10 +104,10 @@ def classical_baselines(snr_db: float, preset: Preset) -> list[Predictor]:
     the history holds 16 steps), Kalman (told the set's SRS SNR) and the angle-delay denoised AR
     (``ar_ad``, the strongest; it estimates the noise itself, order 14 or what the history
     allows)."""
-    long_order = min(LONG_AR_ORDER, preset.history - 2)
-    longer = [ArWiener(LONG_AR_ORDER, name="ar14")] if long_order == LONG_AR_ORDER else []
+    longer = ([ArWiener(LONG_AR_ORDER, name="ar14")]
+              if preset.history - 2 >= LONG_AR_ORDER else [])
     return [OutdatedCsi(), ArWiener(), *longer, Kalman(snr_db=snr_db),
-            AngleDelayAr.for_preset(preset, order=long_order)]
+            AngleDelayAr.for_preset(preset)]
 
 
 def retention(rows: list[AccuracyRow]) -> dict[str, float]:
@@ -141,6 +142,37 @@ def format_table(rows: list[AccuracyRow]) -> str:
     columns = list(dict.fromkeys(key[1] for key in value))
     return format_grid("NMSE (dB) per set:speed-bin (km/h)", [r.predictor for r in rows],
                        columns, value)
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The accuracy result (``run_benchmark``'s JSON object) as a Markdown table: predictors
+    down; NMSE dB on test overall, per test speed bin and on each held-out set across; stamped
+    with the machine and time the JSON records. What a document shows is pasted from this."""
+    rows = [AccuracyRow(**r) for r in result["rows"]]
+    value = {(r.predictor, r.set if r.speed_bin == "all" else f"{r.set} {r.speed_bin}"): r.nmse_db
+             for r in rows if r.speed_bin == "all" or r.set == "test"}
+    seen = list(dict.fromkeys(key[1] for key in value))
+    columns = sorted(seen, key=lambda c: (c != "test", not c.startswith("test"), seen.index(c)))
+    best = {c: min(v for (_, col), v in value.items() if col == c) for c in columns}
+    header = [c + (" km/h" if " " in c else "") for c in columns]
+    lines = ["| predictor | " + " | ".join(header) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name in dict.fromkeys(r.predictor for r in rows):
+        cells = []
+        for c in columns:
+            v = value.get((name, c))
+            text = "" if v is None else f"{v:.2f}".replace("-", "−")
+            cells.append(f"**{text}**" if v is not None and v == best[c] else text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    retention = result.get("retention") or {}
+    lines.append("")
+    steps = len(rows[0].nmse_db_per_step)
+    lines.append(f"NMSE in dB (clean-target, mean over the {steps} predicted "
+                 f"steps; bold: best per column). Preset `{result['preset']}`; measured "
+                 f"{result.get('created_at', '?')} on {result.get('machine', '?')} by "
+                 f"`kdran bench accuracy`"
+                 + (f"; retention {', '.join(f'{k} {v:.3f}' for k, v in retention.items())}"
+                    if retention else "") + ".")
+    return "\n".join(lines) + "\n"
 
 
 def plot_vs_speed(rows: list[AccuracyRow], path: Path, title: str) -> None:
@@ -244,6 +276,10 @@ def _handle(args: argparse.Namespace) -> int:
     if result["retention"]:
         print("retention:", json.dumps(result["retention"]))
     _write_json(result, args.json)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown_table(result))
+        print(f"wrote {args.markdown}")
     plot = _plot_path(args)
     if plot:
         plot_vs_speed(rows, plot, f"kdran {preset.name}: NMSE vs UE speed")
@@ -266,6 +302,8 @@ def register(commands: argparse._SubParsersAction, bench: argparse._SubParsersAc
     parser.add_argument("--n", type=int, default=None,
                         help="evaluate only the first N sequences of each cached set")
     parser.add_argument("--json", type=Path, default=None, help="write the JSON result here")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also write the table as Markdown, stamped with machine and time")
     parser.add_argument("--plot", type=Path, default=None,
                         help="PNG plot path (default: next to --json)")
     parser.add_argument("--robustness", action="store_true",

@@ -147,6 +147,9 @@ def _register_distill(commands: argparse._SubParsersAction) -> None:
                          help="student epochs per swept temperature (None: epochs / 3)")
     distill.add_argument("--low-data", type=float, default=1.0,
                          help="fraction of the training data to use (e.g. 0.1)")
+    distill.add_argument("--noisy-labels", action="store_true",
+                         help="site data: the students learn from SRS estimates of the future, "
+                              "never the clean channel (the teacher is as given)")
     distill.add_argument("--epochs", type=int, default=None, help="student epochs (None: preset)")
     distill.add_argument("--recover-epochs", type=int, default=None,
                          help="KD recovery epochs after pruning (None: epochs / 3)")
@@ -454,7 +457,7 @@ def _distill(args: argparse.Namespace) -> int:
             kd=kd, schedule=student_schedule(preset, epochs=args.epochs),
             recover_epochs=args.recover_epochs, prune=PruneConfig(args.head_keep, args.mlp_keep),
             temperatures=args.temperature_sweep or (), sweep_epochs=args.sweep_epochs,
-            low_data=args.low_data,
+            low_data=args.low_data, noisy_labels=args.noisy_labels,
             gates=gate_config(args),
             deployed_model=args.deployed, signing_key=args.signing_key,
             train_scratch=not args.no_scratch, int8_mode=args.int8,
@@ -589,6 +592,10 @@ def _register_ablate(commands: argparse._SubParsersAction) -> None:
     ablate.add_argument("--epochs", type=int, default=None, help="student epochs (None: preset)")
     ablate.add_argument("--low-data", "--train-fraction", dest="low_data", type=float,
                         default=1.0, help="seeded fraction of the train split (e.g. 0.25)")
+    ablate.add_argument("--noisy-labels", action="store_true",
+                        help="the field setting: students learn from SRS estimates of the "
+                             "future, never the clean channel (with --low-data 0.1: what a "
+                             "re-distillation on a live site has)")
     ablate.add_argument("--temperature", type=float, default=4.0, help="beam KD temperature")
     ablate.add_argument("--seed", type=int, default=None,
                         help="training and data-fraction seed (None: preset schedule)")
@@ -618,7 +625,7 @@ def _ablate(args: argparse.Namespace) -> int:
         options = AblationOptions(
             components=components, kd=KdConfig(temperature=args.temperature),
             schedule=student_schedule(preset, epochs=args.epochs, seed=args.seed),
-            low_data=args.low_data, progress=not args.quiet)
+            low_data=args.low_data, noisy_labels=args.noisy_labels, progress=not args.quiet)
         if not args.teacher.is_file():
             raise FileNotFoundError(f"no teacher checkpoint at {args.teacher}")
         sets = Sets(*_splits(args.preset, args.data_root, ("train", "val", "test")))

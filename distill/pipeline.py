@@ -2,7 +2,8 @@
 
 ``run_distillation`` takes a trained teacher and the train/val/test sets and, in ``out_dir``:
 
-1. scores the baselines (``csi.predictors``: outdated, AR/Wiener, Kalman) and the teacher on test;
+1. scores the baselines (``csi.predictors``: outdated, AR/Wiener, Kalman, angle-delay AR) and the
+   teacher on test;
 2. trains ``student_scratch`` (same size, same data, no KD) unless told not to;
 3. optionally sweeps the beam temperature (lowest validation beam KL wins);
 4. distills ``student_kd``, prunes it (``distill.prune``) and recovers it with a short KD run
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from csi.dataset import ChannelSet
-from csi.predictors import classical_predictors
+from csi.predictors import AngleDelayAr, classical_predictors
 from csi.presets import Preset
 from distill.artifact import publish_artifact
 from distill.budgets import budget_for
@@ -72,6 +73,7 @@ class DistillOptions:
     temperatures: tuple[float, ...] = ()
     sweep_epochs: int | None = None
     low_data: float = 1.0
+    noisy_labels: bool = False        # train on site data: SRS estimates as targets
     gates: GateConfig = field(default_factory=GateConfig)
     deployed_model: Path | None = None
     signing_key: Path | None = None
@@ -165,8 +167,9 @@ class DistillRun:
         self.teacher_version: str = payload["version"]
         self.schedule = options.schedule or student_schedule(preset)
         full_train = TaskData.from_set(sets.train, preset)
-        self.train = (full_train if options.low_data >= 1.0
-                      else full_train.fraction(options.low_data, self.schedule.seed))
+        train = (full_train if options.low_data >= 1.0
+                 else full_train.fraction(options.low_data, self.schedule.seed))
+        self.train = train.with_noisy_labels(preset) if options.noisy_labels else train
         self.val = TaskData.from_set(sets.val, preset)
         self.test = TaskData.from_set(sets.test, preset)
         self.data_hash = sets.train.content_hash()
@@ -207,7 +210,7 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     options = options or DistillOptions()
     began = time.perf_counter()
     run = DistillRun(preset, teacher_path, sets, out_dir, options, on_phase)
-    for baseline in classical_predictors():
+    for baseline in [*classical_predictors(), AngleDelayAr.for_preset(preset)]:
         run.scores[baseline.name] = score_on(baseline, run.test, preset)
 
     on_phase("distilling")
@@ -263,7 +266,8 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     int8_row = run.rows[-1]
     gates = evaluate_gates(GateInputs(
         student_db=int8_row.nmse_db, teacher_db=run.scores["teacher"].nmse_db,
-        baselines_db={name: run.scores[name].nmse_db for name in ("outdated", "ar", "kalman")},
+        baselines_db={name: run.scores[name].nmse_db
+                      for name in ("outdated", "ar", "kalman", "ar_ad")},
         p99_us=int8_row.p99_us, size_bytes=int8_row.size_bytes, params=int8_row.params,
         deployed_db=deployed_db),
         options.gates, budget_for(preset))

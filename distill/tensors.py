@@ -4,9 +4,10 @@ Inputs are the *noisy* SRS history (``ChannelSet.observed()``) scaled to unit po
 *clean* future on the same scale; beam labels are the best ``csi.codebook`` beam of the clean first
 future step. Training batches may draw *fresh* estimation noise (``batches(..., fresh_noise=rng)``):
 every epoch then sees new SRS estimates of the same channels at each sequence's SNR, so a model
-cannot memorise one noise draw. ``noisy_labels`` makes the targets noisy SRS estimates too (the
-field setting: a live site has no clean channel). ``TaskData`` keeps complex arrays and builds float32 torch batches on demand, so a std
-training set (8000 x 20 x 32 x 48) is held once, not in several float copies.
+cannot memorise one noise draw. ``with_noisy_labels`` gives site data instead: the targets are the
+SRS estimates of the future occasions (a live site never sees the clean channel). ``TaskData``
+keeps complex arrays and builds float32 torch batches on demand, so a std training set
+(8000 x 20 x 32 x 48) is held once, not in several float copies.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class TaskData:
     """A set ready for training: noisy and clean sequences ``[n, time, antenna, rb]`` complex64,
     per-sequence scale ``[n]`` (RMS of the noisy history), beam labels ``[n]``, speeds ``[n]``
     km/h, SRS SNR ``[n]`` dB (for fresh noise). With ``noisy_labels`` the ``clean`` sequences are
-    themselves SRS estimates (another noise draw than ``noisy``): targets a live site has."""
+    the SRS estimates themselves (``with_noisy_labels``): the targets a live site has."""
 
     noisy: np.ndarray
     clean: np.ndarray
@@ -81,14 +82,12 @@ class TaskData:
                    np.asarray(channels.speed_kmh, dtype=np.float32), preset.history,
                    np.asarray(channels.snr_db, dtype=np.float32))
 
-    def with_noisy_labels(self, preset: Preset, seed: int) -> TaskData:
-        """The same rows with SRS estimates as targets: ``clean`` replaced by the channel plus
-        an independent noise draw at each row's SNR (seeded), beam labels from that estimate."""
-        if self.snr_db is None:
-            raise ValueError("noisy labels need the rows' SNR (build TaskData with from_set)")
-        labels = add_noise(self.clean, self.snr_db, np.random.default_rng(seed))
-        beam = best_beam(labels[:, self.history], dft_codebook(preset)).astype(np.int64)
-        return replace(self, clean=labels, beam=beam, noisy_labels=True)
+    def with_noisy_labels(self, preset: Preset) -> TaskData:
+        """Site data: the same rows with their own SRS estimates as targets (``clean`` replaced
+        by ``noisy``: a live site knows the estimate of each occasion, never the channel), beam
+        labels from the estimate. Fresh noise is then off: there is nothing to draw it around."""
+        beam = best_beam(self.noisy[:, self.history], dft_codebook(preset)).astype(np.int64)
+        return replace(self, clean=self.noisy, beam=beam, noisy_labels=True)
 
     def __len__(self) -> int:
         return int(self.noisy.shape[0])
@@ -118,14 +117,10 @@ class TaskData:
         """Float32 torch batch of rows ``index``; with ``fresh_noise`` the history is a new SRS
         estimate of the rows' channels (noise drawn from that generator at each row's SNR)."""
         noisy_seq, scale = self.noisy[index], self.scale[index]
-        if fresh_noise is not None:
+        if fresh_noise is not None and not self.noisy_labels:
             if self.snr_db is None:
                 raise ValueError("fresh noise needs the rows' SNR (build TaskData with from_set)")
-            truth = self.clean[index]
-            noisy_seq = add_noise(truth, self.snr_db[index], fresh_noise)
-            if self.noisy_labels:           # keep the label's own noise: it is what a site has
-                noisy_seq = np.concatenate([noisy_seq[:, :self.history],
-                                            truth[:, self.history:]], axis=1)
+            noisy_seq = add_noise(self.clean[index], self.snr_db[index], fresh_noise)
             scale = history_scale(noisy_seq[:, :self.history])
         s = scale[:, None, None, None]
         noisy = torch.from_numpy(to_real(noisy_seq / s))

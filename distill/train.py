@@ -49,7 +49,7 @@ class TeacherTrainConfig:
 TRAIN_SCHEDULES: dict[str, TeacherTrainConfig] = {
     "tiny": TeacherTrainConfig(pretrain_epochs=4, predict_epochs=12, batch_size=32, lr=2e-3),
     "demo": TeacherTrainConfig(pretrain_epochs=2, predict_epochs=6),
-    "std": TeacherTrainConfig(pretrain_epochs=2, predict_epochs=4),
+    "std": TeacherTrainConfig(pretrain_epochs=1, predict_epochs=5, lr=2e-3),
     "full": TeacherTrainConfig(pretrain_epochs=40, predict_epochs=60, batch_size=128),
 }
 ADAPT_SCHEDULE = TeacherTrainConfig(pretrain_epochs=0, predict_epochs=3, lr=2e-4,

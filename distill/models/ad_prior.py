@@ -8,14 +8,22 @@ per-coefficient linear MMSE predictor does with known statistics (its filter dep
 coefficient's SNR and Doppler spectrum):
 
 - transform: history ``[b, t, antenna, rb, 2]`` -> coefficients ``z_k`` (``k`` = beam x delay,
-  ``t`` complex values each), two constant real MatMuls (the unitary 2-D DFT over each
-  polarisation's UPA, the inverse DFT over RBs);
+  ``t`` complex values each), two constant batched MatMuls (the unitary 2-D DFT over each
+  polarisation's UPA, the inverse DFT over RBs), with real and imaginary parts on their own axis
+  so that no large tensor is transposed;
+- selection (``keep``, the student): only the ``keep`` strongest coefficients (TopK of the
+  history power) go on; the others are forecast as zero;
 - descriptors per coefficient, all invariant to the coefficient's phase: its power against the
   noise level (the ``noise_quantile`` of all coefficients' powers, via TopK), its normalised lag
   correlations ``sum_t z[t + l] conj(z[t])`` for ``l = 1..lags``, and the same two for the whole
   sequence (power-weighted over coefficients: the sequence's Doppler and SNR);
+- neighbours (``neighbours``): a path leaks into adjacent delay taps and beams and shows on both
+  polarisations with the same time evolution, so each coefficient also gets its 7 neighbours'
+  histories aligned to it by a least-squares complex factor and averaged by coherence: a second,
+  independent look at the same trajectory (``_aligned_neighbours``);
 - gates: a two-layer MLP maps the descriptors to ``filters + 1`` real weights;
-- forecast: ``sum_m g_m (W_m z_k)`` over the learned filters ``W_m`` (``[horizon, t]`` complex)
+- forecast: ``sum_m g_m (W_m z_k)`` over the learned filters ``W_m`` (``[horizon, t]`` complex,
+  ``[horizon, 2t]`` with the neighbours' average as a second input)
   plus ``g_0`` times a pooled AR forecast (``ArPrior`` fitted on the coefficients weighted by a
   learned soft SNR threshold, so the fit sees the paths, not the noise); back to antenna/RB.
 
@@ -37,17 +45,27 @@ from distill.models.ar_prior import ArPrior
 _EPS = 1e-9
 
 
-def _complex_block(matrix: np.ndarray) -> torch.Tensor:
-    """Complex ``M`` ``[n, m]`` -> real ``[[Re M, -Im M], [Im M, Re M]]`` ``[2n, 2m]`` acting on
-    ``[Re x; Im x]``."""
+def _left(matrix: np.ndarray) -> torch.Tensor:
+    """Complex ``M`` ``[n, n]`` -> real ``[2 out, 2 in, 1, n, n]``: ``x`` ``[b, 1, 2 in, t, n,
+    m]`` -> ``(M @ x).sum(2)`` = ``M x`` ``[b, 2 out, t, n, m]`` (Re, Im), one batched MatMul."""
     re, im = torch.from_numpy(matrix.real).float(), torch.from_numpy(matrix.imag).float()
-    return torch.cat([torch.cat([re, -im], dim=1), torch.cat([im, re], dim=1)], dim=0)
+    return torch.stack([torch.stack([re, -im]), torch.stack([im, re])])[:, :, None]
 
 
-def _right_block(matrix: np.ndarray) -> torch.Tensor:
-    """Complex ``M`` ``[n, m]`` -> real ``[[Re M, Im M], [-Im M, Re M]]`` ``[2n, 2m]``: the row
-    ``[Re y, Im y]`` times it is ``[Re (y M), Im (y M)]``."""
-    return _complex_block(matrix.T).t().contiguous()
+def _right(matrix: np.ndarray) -> torch.Tensor:
+    """Complex ``M`` ``[n, n]`` -> real ``[2 in, 2 out, 1, n, n]``: ``y`` ``[b, 2 in, 1, t, m,
+    n]`` -> ``(y @ M).sum(1)`` = ``y M`` ``[b, 2 out, t, m, n]`` (Re, Im)."""
+    re, im = torch.from_numpy(matrix.real).float(), torch.from_numpy(matrix.imag).float()
+    return torch.stack([torch.stack([re, im]), torch.stack([-im, re])])[:, :, None]
+
+
+def _neighbour_index(pols: int, rows: int, cols: int, n_rb: int) -> torch.Tensor:
+    """``[k, 7]`` int64: for every coefficient (index ``((pol * rows + u) * cols + v) * n_rb +
+    delay``) its neighbours: the other polarisation, delay -1/+1, beam -1/+1 along the columns
+    and along the rows, all cyclic (the DFT grids are)."""
+    grid = torch.arange(pols * rows * cols * n_rb).reshape(pols, rows, cols, n_rb)
+    moves = ((0, 1), (3, 1), (3, -1), (2, 1), (2, -1), (1, 1), (1, -1))
+    return torch.stack([torch.roll(grid, shift, dim).reshape(-1) for dim, shift in moves], dim=1)
 
 
 class AngleDelayPrior(nn.Module):
@@ -61,22 +79,29 @@ class AngleDelayPrior(nn.Module):
     delay: torch.Tensor
     angle_inv: torch.Tensor
     delay_inv: torch.Tensor
+    neighbour_index: torch.Tensor
 
     def __init__(self, rows: int, cols: int, pols: int, n_rb: int, history: int, horizon: int,
                  filters: int = 8, hidden: int = 32, lags: int = 3, ar_order: int = 12,
-                 noise_quantile: float = 0.1, neighbours: bool = False) -> None:
+                 noise_quantile: float = 0.1, neighbours: bool = False,
+                 keep: int | None = None) -> None:
         super().__init__()
-        self.grid = (pols, rows, cols, n_rb)
+        n_coef = rows * cols * pols * n_rb
+        if keep is not None and not 0 < keep <= n_coef:
+            raise ValueError(f"keep must be in 1..{n_coef} coefficients, got {keep}")
+        self.keep = keep
         self.neighbours = neighbours
         self.n_ant, self.n_rb = rows * cols * pols, n_rb
         self.history, self.horizon, self.filters, self.lags = history, horizon, filters, lags
         self.n_noise = max(1, round(noise_quantile * self.n_ant * n_rb))
         a = angle_matrix(rows, cols, pols)                        # [antenna, antenna]
         d = delay_matrix(n_rb)                                    # [rb, rb]
-        self.register_buffer("angle", _complex_block(a), persistent=False)
-        self.register_buffer("delay", _right_block(d.T), persistent=False)
-        self.register_buffer("angle_inv", _complex_block(a.conj().T), persistent=False)
-        self.register_buffer("delay_inv", _right_block(d.conj()), persistent=False)
+        self.register_buffer("angle", _left(a), persistent=False)
+        self.register_buffer("delay", _right(d.T), persistent=False)
+        self.register_buffer("angle_inv", _left(a.conj().T), persistent=False)
+        self.register_buffer("delay_inv", _right(d.conj()), persistent=False)
+        self.register_buffer("neighbour_index", _neighbour_index(pols, rows, cols, n_rb),
+                             persistent=False)
         n_desc = 2 + 4 * lags + (2 if neighbours else 0)
         inputs = 2 if neighbours else 1                         # own history (+ neighbours')
         self.gate = nn.Sequential(nn.Linear(n_desc, hidden), nn.GELU(),
@@ -87,31 +112,35 @@ class AngleDelayPrior(nn.Module):
         w_re[:, :, history - 1] = 1.0 / filters
         self.w_re = nn.Parameter(w_re + 0.01 * torch.randn(filters, horizon, inputs * history))
         self.w_im = nn.Parameter(0.01 * torch.randn(filters, horizon, inputs * history))
-        nn.init.zeros_(self.gate[2].weight)
+        out = self.gate[2]
+        assert isinstance(out, nn.Linear)
+        nn.init.zeros_(out.weight)
         with torch.no_grad():
-            self.gate[2].bias.copy_(torch.cat([torch.ones(1), torch.zeros(filters)]))
+            out.bias.copy_(torch.cat([torch.ones(1), torch.zeros(filters)]))
         self.ar = ArPrior(history, horizon, ar_order)
         self.fit_threshold = nn.Parameter(torch.tensor([2.0, 1.0]))   # log-SNR centre, slope
 
-    # -- transforms: values [b, t, 2 * antenna, rb] (Re rows then Im rows) <-> coefficients
+    # -- transforms, real arithmetic: Re and Im on axis 1, no transposes of the big tensors
+    def _to_time_major(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows ``[b, 2t, antenna * rb]`` -> coefficients ``[b, 2, t, k]`` (Re, Im)."""
+        t, a, r = int(rows.shape[1]) // 2, self.n_ant, self.n_rb
+        x = rows.reshape(-1, 1, 2, t, a, r)
+        y = (self.angle @ x).sum(2, keepdim=True)                 # [b, 2, 1, t, a, r]
+        z = (y @ self.delay).sum(1)                               # [b, 2, t, a, r]
+        return z.reshape(-1, 2, t, a * r)
+
     def _to_coefficients(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows ``[b, 2t, antenna * rb]`` -> coefficients ``[b, 2, k, t]`` (Re, Im)."""
-        t, a, r = int(rows.shape[1]) // 2, self.n_ant, self.n_rb
-        x = rows.reshape(-1, 2, t, a, r).transpose(1, 2).reshape(-1, t, 2 * a, r)
-        y = self.angle @ x                                        # [b, t, 2a, r]
-        y = torch.cat([y[:, :, :a], y[:, :, a:]], dim=3)          # [b, t, a, 2r]: [Re | Im]
-        z = y @ self.delay                                        # [b, t, a, 2r]
-        return z.reshape(-1, t, a, 2, r).permute(0, 3, 2, 4, 1).reshape(-1, 2, a * r, t)
+        return self._to_time_major(rows).transpose(2, 3)
 
     def _to_rows(self, coef: torch.Tensor) -> torch.Tensor:
-        """Coefficients ``[b, 2, k, h]`` -> forecast rows ``[b, 2h, antenna * rb]``, step-major
+        """Coefficients ``[b, 2, h, k]`` -> forecast rows ``[b, 2h, antenna * rb]``, step-major
         (``Re`` then ``Im`` of step 1, then of step 2, ... as ``ArPrior``'s output)."""
-        h, a, r = int(coef.shape[3]), self.n_ant, self.n_rb
-        z = coef.reshape(-1, 2, a, r, h).permute(0, 4, 2, 1, 3).reshape(-1, h, a, 2 * r)
-        y = z @ self.delay_inv                                    # [b, h, a, 2r]
-        y = torch.cat([y[..., :r], y[..., r:]], dim=2)            # [b, h, 2a, r]
-        x = self.angle_inv @ y                                    # [b, h, 2a, r]
-        return x.reshape(-1, 2 * h, a * r)
+        h, a, r = int(coef.shape[2]), self.n_ant, self.n_rb
+        z = coef.reshape(-1, 2, 1, h, a, r)
+        y = (z @ self.delay_inv).sum(1, keepdim=True)             # [b, 1, 2, h, a, r]
+        x = (self.angle_inv @ y).sum(2)                           # [b, 2, h, a, r]
+        return x.reshape(-1, 2, h, a * r).transpose(1, 2).reshape(-1, 2 * h, a * r)
 
     # -- descriptors
     def _lag_correlations(self, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
@@ -123,13 +152,13 @@ class AngleDelayPrior(nn.Module):
             out.append((a_im * b_re - a_re * b_im).sum(-1, keepdim=True))
         return torch.cat(out, dim=-1)
 
-    def descriptors(self, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Coefficients ``[b, 2, k, t]`` -> (descriptors ``[b, k, 2 + 4 lags]``, log SNR
-        ``[b, k]`` of each coefficient against the estimated noise)."""
+    def descriptors(self, coef: torch.Tensor, noise: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coefficients ``[b, 2, k, t]`` and noise power ``[b, 1]`` (``forward``: the
+        ``noise_quantile`` of all coefficients' powers) -> (descriptors ``[b, k, 2 + 4 lags]``,
+        log SNR ``[b, k]`` of each coefficient against the noise)."""
         re, im = coef[:, 0], coef[:, 1]
         power = (re * re + im * im).mean(-1)                                   # [b, k]
-        noise = torch.topk(power, self.n_noise, dim=1, largest=False).values.max(
-            dim=1, keepdim=True).values                                         # [b, 1]
         snr = torch.log(power / (noise + _EPS) + _EPS)                          # [b, k]
         corr = self._lag_correlations(re, im)                                   # [b, k, 2L]
         energy = power[..., None] * self.history + _EPS
@@ -139,64 +168,90 @@ class AngleDelayPrior(nn.Module):
                          pooled.expand(-1, k, -1)], dim=-1)
         return torch.cat([snr[..., None], corr / energy, seq], dim=-1), snr
 
-    def _aligned_neighbours(self, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _aligned_neighbours(self, coef: torch.Tensor, near: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """What the neighbours say about each coefficient's history.
 
         A path leaks into the adjacent delay taps and beams and shows on both polarisations with
         the same time evolution, scaled by a complex factor. For each neighbour ``j`` of ``k``
-        (other polarisation, delay +-1, beam +-1 along each array axis; cyclic, as the DFTs are)
-        the least-squares factor ``rho = <z_k, z_j> / |z_j|^2`` aligns ``rho z_j`` to ``z_k``;
-        the aligned copies are averaged with weights = their coherence ``|<z_k, z_j>|^2 /
-        (|z_k|^2 |z_j|^2)``. Returns (average ``[b, 2, k, t]``, descriptors ``[b, k, 2]``: mean
+        (``near`` ``[b, 2, k, 7, t]``: ``_neighbour_index``) the least-squares factor
+        ``rho = <z_k, z_j> / |z_j|^2`` aligns ``rho z_j`` to ``z_k``; the aligned copies are
+        averaged with weights = their coherence ``|<z_k, z_j>|^2 / (|z_k|^2 |z_j|^2)``.
+        ``coef`` ``[b, 2, k, t]`` -> (average ``[b, 2, k, t]``, descriptors ``[b, k, 2]``: mean
         and max coherence)."""
-        p, u, v, r = self.grid
-        t = int(coef.shape[3])
-        grid = coef.reshape(-1, 2, p, u, v, r, t)
-        re, im = coef[:, 0], coef[:, 1]
-        own = (re * re + im * im).sum(-1)                                      # [b, k]
-        total = torch.zeros_like(coef)
-        weights, coherences = torch.zeros_like(own), []
-        for dim, shift in ((2, 1), (5, 1), (5, -1), (4, 1), (4, -1), (3, 1), (3, -1)):
-            nb = torch.roll(grid, shift, dim).reshape(coef.shape)
-            n_re, n_im = nb[:, 0], nb[:, 1]
-            power = (n_re * n_re + n_im * n_im).sum(-1)                         # [b, k]
-            c_re = (re * n_re + im * n_im).sum(-1)                              # <z_k, z_j>
-            c_im = (im * n_re - re * n_im).sum(-1)
-            coherence = (c_re * c_re + c_im * c_im) / (own * power + _EPS)
-            rho_re, rho_im = c_re / (power + _EPS), c_im / (power + _EPS)
-            aligned = torch.stack([rho_re[..., None] * n_re - rho_im[..., None] * n_im,
-                                   rho_re[..., None] * n_im + rho_im[..., None] * n_re], dim=1)
-            total = total + coherence[:, None, :, None] * aligned
-            weights = weights + coherence
-            coherences.append(coherence)
-        stacked = torch.stack(coherences, dim=-1)                               # [b, k, 7]
-        desc = torch.stack([stacked.mean(-1), stacked.max(-1).values], dim=-1)
+        re, im = coef[:, 0, :, None], coef[:, 1, :, None]                     # [b, k, 1, t]
+        n_re, n_im = near[:, 0], near[:, 1]                                   # [b, k, 7, t]
+        own = (re * re + im * im).sum(-1)                                     # [b, k, 1]
+        power = (n_re * n_re + n_im * n_im).sum(-1)                           # [b, k, 7]
+        c_re = (re * n_re + im * n_im).sum(-1)                                # <z_k, z_j>
+        c_im = (im * n_re - re * n_im).sum(-1)
+        coherence = (c_re * c_re + c_im * c_im) / (own * power + _EPS)       # [b, k, 7]
+        w_re, w_im = (coherence * c_re / (power + _EPS))[..., None], (
+            coherence * c_im / (power + _EPS))[..., None]
+        total = torch.stack([(w_re * n_re - w_im * n_im).sum(2),
+                             (w_re * n_im + w_im * n_re).sum(2)], dim=1)     # [b, 2, k, t]
+        weights = coherence.sum(-1)                                           # [b, k]
+        desc = torch.stack([coherence.mean(-1), coherence.max(-1).values], dim=-1)
         return total / (weights[:, None, :, None] + _EPS), desc
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """Rows ``[b, 2 * history, antenna * rb]`` -> forecast rows ``[b, 2 * horizon, ...]``."""
-        coef = self._to_coefficients(rows)                          # [b, 2, k, t]
-        desc, snr = self.descriptors(coef)
+        """Rows ``[b, 2 * history, antenna * rb]`` -> forecast rows ``[b, 2 * horizon, ...]``.
+
+        With ``keep`` only the ``keep`` strongest coefficients of each sequence (mean power over
+        the history) are forecast, the others are set to zero (they hold noise: at std the 256
+        strongest of 1536 hold 98 % of a Sionna channel's power)."""
+        coef = self._to_time_major(rows)                                     # [b, 2, t, k]
+        power = (coef * coef).sum(1).mean(1)                                 # [b, k]
+        noise = torch.topk(power, self.n_noise, dim=1, largest=False).values.max(
+            dim=1, keepdim=True).values                                      # [b, 1]
+        if self.keep is None:
+            chosen = torch.arange(int(power.shape[1]), device=rows.device)[None].expand(
+                int(power.shape[0]), -1)                                     # [b, k]: all
+        else:
+            chosen = torch.topk(power, self.keep, dim=1).indices             # [b, s]
+        picked = self._gather(coef, chosen[..., None])[:, :, :, 0]          # [b, 2, s, t]
+        near = self._gather(coef, self.neighbour_index[chosen]) if self.neighbours else None
+        forecast = self.coefficients_forecast(picked, noise, near).transpose(2, 3)  # [b,2,H,s]
+        if self.keep is None:
+            return self._to_rows(forecast)
+        full = torch.zeros(coef.shape[0], 2, self.horizon, coef.shape[3], dtype=coef.dtype,
+                           device=coef.device)
+        return self._to_rows(full.scatter(
+            3, chosen[:, None, None, :].expand(-1, 2, self.horizon, -1), forecast))
+
+    def _gather(self, coef: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Histories of coefficients ``index`` ``[b, s, n]`` from ``coef`` ``[b, 2, t, k]``
+        -> ``[b, 2, s, n, t]``."""
+        s, n, t = int(index.shape[1]), int(index.shape[2]), int(coef.shape[2])
+        flat = index.reshape(-1, 1, 1, s * n).expand(-1, 2, t, -1)
+        return torch.gather(coef, 3, flat).reshape(-1, 2, t, s, n).permute(0, 1, 3, 4, 2)
+
+    def coefficients_forecast(self, coef: torch.Tensor, noise: torch.Tensor,
+                              near: torch.Tensor | None = None) -> torch.Tensor:
+        """History coefficients ``[b, 2, s, t]`` (all of them or the kept ones), their
+        neighbours' ``near`` ``[b, 2, s, 7, t]`` (with ``neighbours``) and the noise power
+        ``[b, 1]`` -> forecast coefficients ``[b, 2, s, H]``."""
+        desc, snr = self.descriptors(coef, noise)
         inputs = coef
-        if self.neighbours:
-            average, coherence = self._aligned_neighbours(coef)
+        if near is not None:
+            average, coherence = self._aligned_neighbours(coef, near)
             desc = torch.cat([desc, coherence], dim=-1)
-            inputs = torch.cat([coef, average], dim=3)              # [b, 2, k, 2t]
-        gates = self.gate(desc)                                     # [b, k, filters + 1]
+            inputs = torch.cat([coef, average], dim=3)              # [b, 2, s, 2t]
+        gates = self.gate(desc)                                     # [b, s, filters + 1]
         weight = torch.sigmoid(self.fit_threshold[1] * (snr - self.fit_threshold[0]))
-        flat = coef.permute(0, 1, 3, 2).reshape(-1, 2 * self.history, int(coef.shape[2]))
-        ar_rows = self.ar.forecast_weighted(flat, weight[:, None, :])   # [b, 2H, k]
-        ar = ar_rows.reshape(-1, self.horizon, 2, int(coef.shape[2])).permute(0, 2, 3, 1)
+        count = int(coef.shape[2])
+        flat = coef.permute(0, 1, 3, 2).reshape(-1, 2 * self.history, count)
+        ar_rows = self.ar.forecast_weighted(flat, weight[:, None, :])   # [b, 2H, s]
+        ar = ar_rows.reshape(-1, self.horizon, 2, count).permute(0, 2, 3, 1)
         width = int(inputs.shape[3])
-        z = inputs.transpose(1, 2).reshape(-1, int(coef.shape[2]), 2 * width)    # [b, k, 2n]
+        z = inputs.transpose(1, 2).reshape(-1, count, 2 * width)     # [b, s, 2n]
         w = torch.cat([torch.cat([self.w_re, -self.w_im], dim=2),
                        torch.cat([self.w_im, self.w_re], dim=2)], dim=1)  # [m, 2H, 2n]
-        bank = z @ w.reshape(-1, 2 * width).t()                      # [b, k, m * 2H]
-        bank = bank.reshape(-1, int(coef.shape[2]), self.filters, 2 * self.horizon)
-        mixed = (gates[..., 1:, None] * bank).sum(2)                 # [b, k, 2H] (Re H, Im H)
-        out = mixed.reshape(-1, int(coef.shape[2]), 2, self.horizon).transpose(1, 2)
-        out = out + gates[:, None, :, :1] * ar                       # [b, 2, k, H]
-        return self._to_rows(out)
+        bank = z @ w.reshape(-1, 2 * width).t()                      # [b, s, m * 2H]
+        bank = bank.reshape(-1, count, self.filters, 2 * self.horizon)
+        mixed = (gates[..., 1:, None] * bank).sum(2)                 # [b, s, 2H] (Re H, Im H)
+        out = mixed.reshape(-1, count, 2, self.horizon).transpose(1, 2)
+        return out + gates[:, None, :, :1] * ar                      # [b, 2, s, H]
 
     def forecast(self, history: torch.Tensor) -> torch.Tensor:
         """``[b, history, antenna, rb, 2]`` -> ``[b, horizon, antenna, rb, 2]``."""

@@ -171,15 +171,15 @@ class ArPrior(nn.Module):
         series]``: ``Re`` then ``Im`` of step 1, then of step 2, ... Call the module (not a
         method) so that exported nodes carry its scope: ``distill.export`` keeps that scope
         float."""
-        return self._apply(self.coefficients(rows), rows)
+        return self._forecast_with(self.coefficients(rows), rows)
 
     def forecast_weighted(self, rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Like calling the module, but the AR fit sees ``rows * weight`` (``weight``
         broadcastable to ``rows``, e.g. ``[b, 1, series]``: which series to trust) while the
         forecast is applied to every series of ``rows``."""
-        return self._apply(self.coefficients(rows * weight), rows)
+        return self._forecast_with(self.coefficients(rows * weight), rows)
 
-    def _apply(self, coefficients: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def _forecast_with(self, coefficients: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Coefficients ``[b, 2 * order]`` applied to rows ``[b, 2t, series]`` -> forecast rows
         ``[b, 2H, series]``."""
         step = (coefficients @ self.coefficient_map).reshape(-1, 2, 2 * self.order)

@@ -19,7 +19,8 @@ PRIORS: tuple[str, ...] = ("ar", "angle_delay")
 class PriorSpec:
     """Which prior and its size: ``ar_order`` (both: the AR order; ``angle_delay`` uses it for
     its pooled AR filter), ``ar_rb_stride`` (``ar``: fit on every n-th RB), ``filters`` /
-    ``hidden`` / ``neighbours`` (``angle_delay``: filter bank, gate width, neighbour copies)."""
+    ``hidden`` / ``neighbours`` / ``keep`` (``angle_delay``: filter bank, gate width, neighbour
+    copies, how many of the strongest coefficients it forecasts; ``None``: all)."""
 
     kind: str = "ar"
     ar_order: int = 6
@@ -27,6 +28,7 @@ class PriorSpec:
     filters: int = 8
     hidden: int = 32
     neighbours: bool = False
+    keep: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in PRIORS:
@@ -39,5 +41,5 @@ def make_prior(spec: PriorSpec, preset: Preset) -> nn.Module:
         return AngleDelayPrior(preset.rows, preset.cols, preset.pols, preset.n_rb,
                                preset.history, preset.horizon, filters=spec.filters,
                                hidden=spec.hidden, ar_order=spec.ar_order,
-                               neighbours=spec.neighbours)
+                               neighbours=spec.neighbours, keep=spec.keep)
     return ArPrior(preset.history, preset.horizon, spec.ar_order, spec.ar_rb_stride)

@@ -9,9 +9,10 @@ puts learned mask tokens at the hidden positions and reconstructs their patches 
 Pretraining masks tokens three ways (``distill.masks``): random tokens, the last time patches, or
 whole frequency columns. Prediction is the time mask that hides exactly the ``horizon`` future
 steps: ``forward(history)`` feeds the history tokens as the visible set, decodes the future tokens
-with a prediction head (the correction to an in-graph AR/Wiener forecast, ``ArPrior``, whose
-patches are embedded into the future tokens; the head is zero at initialisation, so prediction
-training starts from the AR/Wiener baseline) and returns
+with a prediction head (the correction to an in-graph forecast, the ``prior`` of
+``distill.models.priors``: AR/Wiener, or at std the learned angle-delay predictor, larger than the
+student's; its patches are embedded into the future tokens; the head is zero at initialisation,
+so prediction training starts from the prior) and returns
 the future plus beam scores computed from the first predicted step over the DFT codebook.
 """
 
@@ -102,12 +103,15 @@ class TeacherConfig:
 _SIZES: dict[str, dict[str, object]] = {
     "tiny": dict(patch_t=2, patch_a=4, patch_r=4, dim=64, depth=2, heads=4,
                  dec_dim=48, dec_depth=1, dec_heads=4),
-    "std": dict(patch_t=4, patch_a=8, patch_r=8, dim=192, depth=4, heads=6,
-                dec_dim=128, dec_depth=2, dec_heads=4),
+    "std": dict(patch_t=4, patch_a=8, patch_r=8, dim=192, depth=3, heads=6,
+                dec_dim=128, dec_depth=1, dec_heads=4, ar_order=12, prior="angle_delay",
+                prior_filters=24, prior_hidden=96, prior_neighbours=True),
     "full": dict(patch_t=2, patch_a=8, patch_r=8, dim=512, depth=12, heads=8,
                  dec_dim=256, dec_depth=4, dec_heads=8),
 }
-_SIZES["demo"] = _SIZES["std"]
+# The demo keeps the AR-prior teacher it was tuned with (its preparation and job timings).
+_SIZES["demo"] = dict(patch_t=4, patch_a=8, patch_r=8, dim=192, depth=4, heads=6,
+                      dec_dim=128, dec_depth=2, dec_heads=4)
 
 
 def teacher_config(preset: Preset, **overrides: object) -> TeacherConfig:

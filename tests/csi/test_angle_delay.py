@@ -78,7 +78,7 @@ def test_ar_ad_beats_ar_on_noisy_multipath() -> None:
 
 def test_ar_ad_is_exact_enough_on_noiseless_doppler() -> None:
     h = multipath_channels(TINY, 3, speed_kmh=60.0, n_paths=2, seed=8)
-    predictor = AngleDelayAr.for_preset(TINY, order=4)
+    predictor = AngleDelayAr(TINY.rows, TINY.cols, TINY.pols, order=4)
     assert nmse_db(predictor.predict(h[:, :TINY.history], TINY.horizon),
                    h[:, TINY.history:]) < -25.0
 

@@ -25,7 +25,7 @@ from distill.losses import KdConfig
 from kdran.cli import main
 
 SWITCHES = ("task", *LEAVE_ONE_OUT.values())
-REFERENCES = ["outdated", "ar", "kalman", "teacher"]
+REFERENCES = ["outdated", "ar", "kalman", "ar_ad", "teacher"]
 
 
 def _differing(a: KdConfig, b: KdConfig) -> set[str]:

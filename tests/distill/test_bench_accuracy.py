@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from distill.bench_accuracy import (
     classical_baselines,
     evaluate_set,
     format_table,
+    markdown_table,
     plot_vs_speed,
     retention,
     speed_bins,
@@ -49,3 +51,17 @@ def test_retention_uses_the_test_set_overall_rows() -> None:
             row("student_scratch", -7.0)]
     assert retention(rows) == {"student_kd": 0.98, "student_scratch": 0.5}
     assert retention(rows[:1]) == {}
+
+
+def test_markdown_table_is_stamped_and_marks_the_best_row() -> None:
+    data = synthetic_set(TINY, 24, speed_range_kmh=(10.0, 100.0), snr_db=18.0, n_paths=4, seed=2)
+    rows = [asdict(r) for name in ("test", "heldout-speed")
+            for r in evaluate_set(classical_baselines(18.0, TINY), data, name, TINY)]
+    text = markdown_table({"preset": "tiny", "rows": rows, "retention": {},
+                           "machine": "Test CPU, 2 cores", "created_at": "2026-12-08T00:00:00Z"})
+    lines = text.splitlines()
+    assert lines[0].startswith("| predictor | test |") and "heldout-speed" in lines[0]
+    assert {line.split("|")[1].strip() for line in lines[2:6]} == {"outdated", "ar", "kalman",
+                                                                    "ar_ad"}
+    assert sum("**" in line.split("|")[2] for line in lines[2:6]) == 1   # one best on test
+    assert "Test CPU, 2 cores" in text and "2026-12-08T00:00:00Z" in text

@@ -75,7 +75,8 @@ def test_ar_improves_with_snr(test_set: ChannelSet) -> None:
 def test_speed_sweep_bins_both_sets_up_to_300_kmh(test_set: ChannelSet) -> None:
     heldout = synthetic_set(TINY, 48, speed_range_kmh=(120.0, 300.0), snr_db=18.0, n_paths=4,
                             seed=4)
-    rows = sweep_speed(predictor_factory([], TINY), {"test": test_set, "heldout-speed": heldout}, TINY)
+    rows = sweep_speed(predictor_factory([], TINY), {"test": test_set, "heldout-speed": heldout},
+                       TINY)
     for name, data in (("test", test_set), ("heldout-speed", heldout)):
         mine = [r for r in rows if r.set == name]
         assert sum(r.n for r in mine if r.predictor == "ar") >= len(data)
