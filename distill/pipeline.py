@@ -39,7 +39,7 @@ from csi.predictors import AngleDelayAr, classical_predictors
 from csi.presets import Preset
 from distill.artifact import publish_artifact
 from distill.budgets import budget_for
-from distill.checkpoint import load_teacher, save_model
+from distill.checkpoint import load_teacher, read_checkpoint, save_model
 from distill.evaluate import OnnxPredictor, Score, TorchPredictor, score
 from distill.export import export_onnx, export_torch_program, parity_error, quantize_int8
 from distill.flops import forward_flops
@@ -184,15 +184,38 @@ class DistillRun:
 
     def train_student(self, label: str, kd: KdConfig, student: Student | None = None,
                       epochs: int | None = None) -> Student:
+        """Train ``student`` (a new one by default) as ``label`` and save ``OUT/label.pt``.
+
+        A rerun resumes: when ``OUT/label.pt`` was written for the same teacher, data, KD
+        configuration, schedule and student configuration, it is loaded instead of trained."""
         student = student or new_student(self.preset)
         schedule = self.schedule if epochs is None else replace(self.schedule, epochs=epochs)
+        recipe = {"parent": self.teacher_version, "data_hash": self.data_hash, "kd": asdict(kd),
+                  "schedule": asdict(schedule), "low_data": self.options.low_data,
+                  "noisy_labels": self.options.noisy_labels}
+        if self._resume(label, student, recipe):
+            return student
         teacher = self.teacher if kd.uses_teacher else None
         self.training[label] = train_student(student, self.train, self.val, self.preset, kd,
                                              schedule, teacher, self.options.progress, label)
         save_model(self.out / f"{label}.pt", "student", student,
-                   {"parent": self.teacher_version, "data_hash": self.data_hash,
-                    "kd": asdict(kd), "training": self.training[label].as_dict()})
+                   {**recipe, "training": self.training[label].as_dict()})
         return student
+
+    def _resume(self, label: str, student: Student, recipe: dict[str, Any]) -> bool:
+        """Load ``OUT/label.pt`` into ``student`` if it was trained to ``recipe``."""
+        path = self.out / f"{label}.pt"
+        if not path.is_file():
+            return False
+        payload = read_checkpoint(path, "student")
+        meta = payload.get("meta", {})
+        if (payload.get("config") != student.config_dict() or "training" not in meta
+                or any(meta.get(key) != value for key, value in recipe.items())):
+            return False
+        student.load_state_dict(payload["state_dict"])
+        self.training[label] = KdReport(**meta["training"])
+        self.on_phase(f"resumed {label} from {path}")
+        return True
 
     def stage(self, name: str, module: Any, onnx_path: Path, predictor: Any) -> None:
         """Score ``predictor`` and measure ``onnx_path``; append the stage row."""

@@ -46,17 +46,32 @@ _EPS = 1e-9
 
 
 def _left(matrix: np.ndarray) -> torch.Tensor:
-    """Complex ``M`` ``[n, n]`` -> real ``[2 out, 2 in, 1, n, n]``: ``x`` ``[b, 1, 2 in, t, n,
-    m]`` -> ``(M @ x).sum(2)`` = ``M x`` ``[b, 2 out, t, n, m]`` (Re, Im), one batched MatMul."""
-    re, im = torch.from_numpy(matrix.real).float(), torch.from_numpy(matrix.imag).float()
-    return torch.stack([torch.stack([re, -im]), torch.stack([im, re])])[:, :, None]
+    """Complex ``M`` ``[n, n]`` -> real ``[2n, n]`` = ``[Re M; Im M]`` (see ``_apply_left``)."""
+    return torch.from_numpy(np.concatenate([matrix.real, matrix.imag])).float()
 
 
 def _right(matrix: np.ndarray) -> torch.Tensor:
-    """Complex ``M`` ``[n, n]`` -> real ``[2 in, 2 out, 1, n, n]``: ``y`` ``[b, 2 in, 1, t, m,
-    n]`` -> ``(y @ M).sum(1)`` = ``y M`` ``[b, 2 out, t, m, n]`` (Re, Im)."""
-    re, im = torch.from_numpy(matrix.real).float(), torch.from_numpy(matrix.imag).float()
-    return torch.stack([torch.stack([re, im]), torch.stack([-im, re])])[:, :, None]
+    """Complex ``M`` ``[n, n]`` -> real ``[n, 2n]`` = ``[Re M, Im M]`` (see ``_apply_right``)."""
+    return torch.from_numpy(np.concatenate([matrix.real, matrix.imag], axis=1)).float()
+
+
+def _apply_left(stacked: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``M x`` for complex ``x`` ``[b, 2, t, n, m]`` (Re, Im on axis 1) and ``stacked`` =
+    ``_left(M)``: one MatMul gives ``Re M x_p`` and ``Im M x_p`` for both parts ``p``."""
+    n = int(x.shape[3])
+    p = stacked @ x                                               # [b, 2, t, 2n, m]
+    re = p[:, 0, :, :n] - p[:, 1, :, n:]
+    im = p[:, 1, :, :n] + p[:, 0, :, n:]
+    return torch.stack([re, im], dim=1)
+
+
+def _apply_right(x: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
+    """``x M`` for complex ``x`` ``[b, 2, t, n, m]`` and ``stacked`` = ``_right(M)``."""
+    m = int(x.shape[4])
+    p = x @ stacked                                               # [b, 2, t, n, 2m]
+    re = p[:, 0, ..., :m] - p[:, 1, ..., m:]
+    im = p[:, 1, ..., :m] + p[:, 0, ..., m:]
+    return torch.stack([re, im], dim=1)
 
 
 def _neighbour_index(pols: int, rows: int, cols: int, n_rb: int) -> torch.Tensor:
@@ -124,9 +139,8 @@ class AngleDelayPrior(nn.Module):
     def _to_time_major(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows ``[b, 2t, antenna * rb]`` -> coefficients ``[b, 2, t, k]`` (Re, Im)."""
         t, a, r = int(rows.shape[1]) // 2, self.n_ant, self.n_rb
-        x = rows.reshape(-1, 1, 2, t, a, r)
-        y = (self.angle @ x).sum(2, keepdim=True)                 # [b, 2, 1, t, a, r]
-        z = (y @ self.delay).sum(1)                               # [b, 2, t, a, r]
+        x = rows.reshape(-1, 2, t, a, r)
+        z = _apply_right(_apply_left(self.angle, x), self.delay)  # [b, 2, t, a, r]
         return z.reshape(-1, 2, t, a * r)
 
     def _to_coefficients(self, rows: torch.Tensor) -> torch.Tensor:
@@ -137,9 +151,8 @@ class AngleDelayPrior(nn.Module):
         """Coefficients ``[b, 2, h, k]`` -> forecast rows ``[b, 2h, antenna * rb]``, step-major
         (``Re`` then ``Im`` of step 1, then of step 2, ... as ``ArPrior``'s output)."""
         h, a, r = int(coef.shape[2]), self.n_ant, self.n_rb
-        z = coef.reshape(-1, 2, 1, h, a, r)
-        y = (z @ self.delay_inv).sum(1, keepdim=True)             # [b, 1, 2, h, a, r]
-        x = (self.angle_inv @ y).sum(2)                           # [b, 2, h, a, r]
+        z = coef.reshape(-1, 2, h, a, r)
+        x = _apply_left(self.angle_inv, _apply_right(z, self.delay_inv))  # [b, 2, h, a, r]
         return x.reshape(-1, 2, h, a * r).transpose(1, 2).reshape(-1, 2 * h, a * r)
 
     # -- descriptors
@@ -174,22 +187,23 @@ class AngleDelayPrior(nn.Module):
 
         A path leaks into the adjacent delay taps and beams and shows on both polarisations with
         the same time evolution, scaled by a complex factor. For each neighbour ``j`` of ``k``
-        (``near`` ``[b, 2, k, 7, t]``: ``_neighbour_index``) the least-squares factor
+        (``near`` ``[b, 2, k, t, 7]``: ``_neighbour_index``) the least-squares factor
         ``rho = <z_k, z_j> / |z_j|^2`` aligns ``rho z_j`` to ``z_k``; the aligned copies are
-        averaged with weights = their coherence ``|<z_k, z_j>|^2 / (|z_k|^2 |z_j|^2)``.
-        ``coef`` ``[b, 2, k, t]`` -> (average ``[b, 2, k, t]``, descriptors ``[b, k, 2]``: mean
-        and max coherence)."""
-        re, im = coef[:, 0, :, None], coef[:, 1, :, None]                     # [b, k, 1, t]
-        n_re, n_im = near[:, 0], near[:, 1]                                   # [b, k, 7, t]
+        averaged with weights = their coherence ``|<z_k, z_j>|^2 / (|z_k|^2 |z_j|^2)``. The
+        sums over time and over neighbours are batched MatMuls (ONNX Runtime broadcasts an
+        innermost axis slowly). ``coef`` ``[b, 2, k, t]`` -> (average ``[b, 2, k, t]``,
+        descriptors ``[b, k, 2]``: mean and max coherence)."""
+        re, im = coef[:, 0, :, None, :], coef[:, 1, :, None, :]               # [b, k, 1, t]
+        n_re, n_im = near[:, 0], near[:, 1]                                   # [b, k, t, 7]
         own = (re * re + im * im).sum(-1)                                     # [b, k, 1]
-        power = (n_re * n_re + n_im * n_im).sum(-1)                           # [b, k, 7]
-        c_re = (re * n_re + im * n_im).sum(-1)                                # <z_k, z_j>
-        c_im = (im * n_re - re * n_im).sum(-1)
-        coherence = (c_re * c_re + c_im * c_im) / (own * power + _EPS)       # [b, k, 7]
-        w_re, w_im = (coherence * c_re / (power + _EPS))[..., None], (
-            coherence * c_im / (power + _EPS))[..., None]
-        total = torch.stack([(w_re * n_re - w_im * n_im).sum(2),
-                             (w_re * n_im + w_im * n_re).sum(2)], dim=1)     # [b, 2, k, t]
+        power = (n_re * n_re + n_im * n_im).sum(2)                            # [b, k, 7]
+        c_re = (re @ n_re + im @ n_im)[:, :, 0]                               # <z_k, z_j>
+        c_im = (im @ n_re - re @ n_im)[:, :, 0]                               # [b, k, 7]
+        coherence = (c_re * c_re + c_im * c_im) / (own * power + _EPS)
+        w_re = (coherence * c_re / (power + _EPS))[..., None]                # [b, k, 7, 1]
+        w_im = (coherence * c_im / (power + _EPS))[..., None]
+        total = torch.stack([(n_re @ w_re - n_im @ w_im)[..., 0],
+                             (n_im @ w_re + n_re @ w_im)[..., 0]], dim=1)    # [b, 2, k, t]
         weights = coherence.sum(-1)                                           # [b, k]
         desc = torch.stack([coherence.mean(-1), coherence.max(-1).values], dim=-1)
         return total / (weights[:, None, :, None] + _EPS), desc
@@ -204,16 +218,15 @@ class AngleDelayPrior(nn.Module):
         power = (coef * coef).sum(1).mean(1)                                 # [b, k]
         noise = torch.topk(power, self.n_noise, dim=1, largest=False).values.max(
             dim=1, keepdim=True).values                                      # [b, 1]
-        if self.keep is None:
-            chosen = torch.arange(int(power.shape[1]), device=rows.device)[None].expand(
-                int(power.shape[0]), -1)                                     # [b, k]: all
-        else:
-            chosen = torch.topk(power, self.keep, dim=1).indices             # [b, s]
-        picked = self._gather(coef, chosen[..., None])[:, :, :, 0]          # [b, 2, s, t]
+        if self.keep is None:                                                # every one
+            near = (self._gather(coef, self.neighbour_index.expand(coef.shape[0], -1, -1))
+                    if self.neighbours else None)
+            forecast = self.coefficients_forecast(coef.transpose(2, 3), noise, near)
+            return self._to_rows(forecast.transpose(2, 3))
+        chosen = torch.topk(power, self.keep, dim=1).indices                 # [b, s]
+        picked = self._gather(coef, chosen[..., None])[..., 0]              # [b, 2, s, t]
         near = self._gather(coef, self.neighbour_index[chosen]) if self.neighbours else None
         forecast = self.coefficients_forecast(picked, noise, near).transpose(2, 3)  # [b,2,H,s]
-        if self.keep is None:
-            return self._to_rows(forecast)
         full = torch.zeros(coef.shape[0], 2, self.horizon, coef.shape[3], dtype=coef.dtype,
                            device=coef.device)
         return self._to_rows(full.scatter(
@@ -221,15 +234,15 @@ class AngleDelayPrior(nn.Module):
 
     def _gather(self, coef: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Histories of coefficients ``index`` ``[b, s, n]`` from ``coef`` ``[b, 2, t, k]``
-        -> ``[b, 2, s, n, t]``."""
+        -> ``[b, 2, s, t, n]``."""
         s, n, t = int(index.shape[1]), int(index.shape[2]), int(coef.shape[2])
         flat = index.reshape(-1, 1, 1, s * n).expand(-1, 2, t, -1)
-        return torch.gather(coef, 3, flat).reshape(-1, 2, t, s, n).permute(0, 1, 3, 4, 2)
+        return torch.gather(coef, 3, flat).reshape(-1, 2, t, s, n).transpose(2, 3)
 
     def coefficients_forecast(self, coef: torch.Tensor, noise: torch.Tensor,
                               near: torch.Tensor | None = None) -> torch.Tensor:
         """History coefficients ``[b, 2, s, t]`` (all of them or the kept ones), their
-        neighbours' ``near`` ``[b, 2, s, 7, t]`` (with ``neighbours``) and the noise power
+        neighbours' ``near`` ``[b, 2, s, t, 7]`` (with ``neighbours``) and the noise power
         ``[b, 1]`` -> forecast coefficients ``[b, 2, s, H]``."""
         desc, snr = self.descriptors(coef, noise)
         inputs = coef

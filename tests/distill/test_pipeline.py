@@ -74,3 +74,17 @@ def test_a_failed_gate_publishes_nothing_and_says_why(
     assert result.artifact is None and not (tmp_path / "run" / "artifact").exists()
     assert "latency_p99" in result.reason and "> budget 1 us" in result.reason
     assert any(g.name == "latency_p99" and not g.passed for g in result.gates)
+
+    # a rerun with the same recipe resumes the trained students instead of training them again
+    again: list[str] = []
+    rerun = run_distillation(TINY, tiny_teacher, tiny_sets, tmp_path / "run", options,
+                             on_phase=again.append)
+    assert [p.split(" from ")[0] for p in again if p.startswith("resumed")] == [
+        "resumed student_kd", "resumed student_pruned"]
+    assert rerun.scores["student_int8"] == result.scores["student_int8"]
+    # another KD recipe trains afresh
+    other: list[str] = []
+    run_distillation(TINY, tiny_teacher, tiny_sets, tmp_path / "run",
+                     replace(options, kd=replace(options.kd, temperature=8.0)),
+                     on_phase=other.append)
+    assert not any(p.startswith("resumed") for p in other)
