@@ -38,6 +38,7 @@ demo: $(STAMP)
 	$(VENV)/bin/kdran demo $(ARGS)
 
 test: $(STAMP)
+	bash .ci/services
 	$(PY) -m pytest $(ARGS)
 
 test-slow: $(STAMP)
