@@ -48,12 +48,7 @@ class ChannelSet:
 
     def observed(self) -> np.ndarray:
         """Noisy SRS estimates ``[batch, time, antenna, rb]`` complex64 (reproducible)."""
-        rng = np.random.default_rng(self.noise_seed)
-        power = np.mean(np.abs(self.h) ** 2, axis=(1, 2, 3), keepdims=True)
-        sigma = np.sqrt(power / 10.0 ** (self.snr_db.reshape(-1, 1, 1, 1) / 10.0) / 2.0)
-        noise = rng.standard_normal(self.h.shape, dtype=np.float32) + 1j * rng.standard_normal(
-            self.h.shape, dtype=np.float32)
-        return (self.h + sigma.astype(np.float32) * noise).astype(CHANNEL_DTYPE)
+        return srs_estimates(self.h, self.snr_db, np.random.default_rng(self.noise_seed))
 
     def split_time(self, history: int) -> tuple[np.ndarray, np.ndarray]:
         """(noisy history ``[b, history, a, r]``, clean future ``[b, time - history, a, r]``)."""
@@ -100,3 +95,14 @@ class ChannelSet:
         h = np.load(directory / "h.npy", mmap_mode="r")
         return cls(h, labels["scenario"], labels["speed_kmh"], labels["carrier_hz"],
                    labels["snr_db"], noise_seed=int(meta["noise_seed"]), meta=meta)
+
+
+def srs_estimates(h: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SRS estimates of channels ``h`` ``[batch, time, antenna, rb]``: complex Gaussian noise at
+    each sequence's ``snr_db`` ``[batch]`` relative to its mean power, drawn from ``rng``;
+    complex64."""
+    power = np.mean(np.abs(h) ** 2, axis=(1, 2, 3), keepdims=True)
+    sigma = np.sqrt(power / 10.0 ** (np.asarray(snr_db).reshape(-1, 1, 1, 1) / 10.0) / 2.0)
+    noise = rng.standard_normal(h.shape, dtype=np.float32) + 1j * rng.standard_normal(
+        h.shape, dtype=np.float32)
+    return (h + sigma.astype(np.float32) * noise).astype(CHANNEL_DTYPE)

@@ -20,6 +20,7 @@ import numpy as np
 from csi.angle_delay import from_angle_delay, noise_power, to_angle_delay, wiener_smooth
 from csi.presets import Preset
 
+LONG_AR_ORDER = 14  # the long AR of the ar14 and ar_ad rows (16-step std histories)
 _CHUNK = 64  # sequences per vectorised block (bounds memory at std size to ~100 MB)
 
 
@@ -201,7 +202,7 @@ class AngleDelayAr:
 
     name = "ar_ad"
 
-    def __init__(self, rows: int, cols: int, pols: int, order: int = 14,
+    def __init__(self, rows: int, cols: int, pols: int, order: int = LONG_AR_ORDER,
                  leakage: float = 1.23, ridge: float = 3e-4) -> None:
         if order < 1:
             raise ValueError(f"AR order must be >= 1, got {order}")
@@ -214,9 +215,10 @@ class AngleDelayAr:
 
     @classmethod
     def for_preset(cls, preset: Preset) -> AngleDelayAr:
-        """The predictor for ``preset``'s array geometry: AR(14), or the longest the history
-        allows (``history - 2``)."""
-        return cls(preset.rows, preset.cols, preset.pols, order=min(14, preset.history - 2))
+        """The predictor for ``preset``'s array geometry: AR(``LONG_AR_ORDER``), or the longest
+        the history allows (``history - 2``)."""
+        return cls(preset.rows, preset.cols, preset.pols,
+                   order=min(LONG_AR_ORDER, preset.history - 2))
 
     def predict(self, history: np.ndarray, horizon: int) -> np.ndarray:
         _check_history(history, self.order + 2)

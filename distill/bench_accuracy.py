@@ -24,10 +24,9 @@ import numpy as np
 from csi.codebook import best_beam, dft_codebook
 from csi.dataset import ChannelSet
 from csi.metrics import nmse_db, nmse_db_per_step, rate_loss, topk_beam_accuracy
-from csi.predictors import AngleDelayAr, ArWiener, Kalman, OutdatedCsi, Predictor
+from csi.predictors import LONG_AR_ORDER, AngleDelayAr, ArWiener, Kalman, OutdatedCsi, Predictor
 from csi.presets import PRESETS, Preset, get_preset
 
-LONG_AR_ORDER = 14
 DEFAULT_SETS = ("test", "heldout-speed", "heldout-profile", "heldout-28ghz")
 # Speed-bin edges in km/h; a set is binned by the edges that fall inside its speed range.
 SPEED_EDGES_KMH = (3.0, 10.0, 30.0, 40.0, 70.0, 100.0, 120.0, 180.0, 240.0, 300.0)

@@ -233,7 +233,8 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     options = options or DistillOptions()
     began = time.perf_counter()
     run = DistillRun(preset, teacher_path, sets, out_dir, options, on_phase)
-    for baseline in [*classical_predictors(), AngleDelayAr.for_preset(preset)]:
+    baselines = [*classical_predictors(), AngleDelayAr.for_preset(preset)]
+    for baseline in baselines:
         run.scores[baseline.name] = score_on(baseline, run.test, preset)
 
     on_phase("distilling")
@@ -289,8 +290,7 @@ def run_distillation(preset: Preset, teacher_path: Path, sets: Sets, out_dir: Pa
     int8_row = run.rows[-1]
     gates = evaluate_gates(GateInputs(
         student_db=int8_row.nmse_db, teacher_db=run.scores["teacher"].nmse_db,
-        baselines_db={name: run.scores[name].nmse_db
-                      for name in ("outdated", "ar", "kalman", "ar_ad")},
+        baselines_db={b.name: run.scores[b.name].nmse_db for b in baselines},
         p99_us=int8_row.p99_us, size_bytes=int8_row.size_bytes, params=int8_row.params,
         deployed_db=deployed_db),
         options.gates, budget_for(preset))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from csi.codebook import best_beam, dft_codebook
-from csi.dataset import ChannelSet
+from csi.dataset import ChannelSet, srs_estimates
 from csi.layout import CHANNEL_DTYPE
 from csi.model_io import history_scale
 from csi.presets import Preset
@@ -120,7 +120,7 @@ class TaskData:
         if fresh_noise is not None and not self.noisy_labels:
             if self.snr_db is None:
                 raise ValueError("fresh noise needs the rows' SNR (build TaskData with from_set)")
-            noisy_seq = add_noise(self.clean[index], self.snr_db[index], fresh_noise)
+            noisy_seq = srs_estimates(self.clean[index], self.snr_db[index], fresh_noise)
             scale = history_scale(noisy_seq[:, :self.history])
         s = scale[:, None, None, None]
         noisy = torch.from_numpy(to_real(noisy_seq / s))
@@ -136,12 +136,3 @@ class TaskData:
         for start in range(0, len(self), batch_size):
             yield self.batch(np.sort(order[start:start + batch_size]), fresh_noise)
 
-
-def add_noise(h: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """SRS estimates of channels ``h`` ``[n, time, antenna, rb]``: complex Gaussian noise at each
-    sequence's ``snr_db`` ``[n]`` relative to its mean power (as ``ChannelSet.observed``)."""
-    power = np.mean(np.abs(h) ** 2, axis=(1, 2, 3), keepdims=True)
-    sigma = np.sqrt(power / 10.0 ** (np.asarray(snr_db).reshape(-1, 1, 1, 1) / 10.0) / 2.0)
-    noise = rng.standard_normal(h.shape, dtype=np.float32) + 1j * rng.standard_normal(
-        h.shape, dtype=np.float32)
-    return (h + sigma.astype(np.float32) * noise).astype(CHANNEL_DTYPE)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from csi.angle_delay import angle_matrix, delay_matrix
-from distill.models.ar_prior import ArPrior
+from distill.models.ar_prior import ArPrior, rows_to_future, series_rows
 
 _EPS = 1e-9
 
@@ -268,6 +268,4 @@ class AngleDelayPrior(nn.Module):
 
     def forecast(self, history: torch.Tensor) -> torch.Tensor:
         """``[b, history, antenna, rb, 2]`` -> ``[b, horizon, antenna, rb, 2]``."""
-        from distill.models.ar_prior import rows_to_future, series_rows
-
         return rows_to_future(self(series_rows(history)), self.n_ant, self.n_rb)
